@@ -1,0 +1,75 @@
+"""Run the benchmarks and print the ratios against their anchors as a markdown table.
+
+    python bench/report.py                 # run every benchmark, then print the table
+    python bench/report.py -k median       # pass pytest selection arguments through
+    python bench/report.py --json F.json   # print the table for an earlier --benchmark-json run
+
+Ratios use medians measured in the same run (anchor median / ours median), since the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+
+
+def run_benchmarks(pytest_args: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.json")
+        here = os.path.dirname(os.path.abspath(__file__))
+        cmd = [sys.executable, "-m", "pytest", here, "-q", "-p", "no:cacheprovider",
+               f"--benchmark-json={path}", "--benchmark-min-rounds=20", *pytest_args]
+        subprocess.run(cmd, check=True)
+        with open(path) as f:
+            return json.load(f)
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.4f} ms" if seconds < 1e-2 else f"{seconds * 1e3:.2f} ms"
+
+
+def table(results: dict) -> str:
+    rows = defaultdict(dict)
+    for bench in results["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if "target" not in info:
+            continue
+        rows[info["target"]].setdefault(info["role"], []).append((bench["name"], bench["stats"]["median"], info))
+    lines = ["| target | anchor | anchor median | pyguard median | measured | goal | met |",
+             "|---|---|---|---|---|---|---|"]
+    for target, roles in rows.items():
+        for name, ours, info in roles.get("ours", []):
+            if "goal_gbps" in info:
+                gbps = info["bytes"] / ours / 1e9
+                goal = info["goal_gbps"]
+                lines.append(f"| {target} | memory speed | - | {fmt_ms(ours)} | {gbps:.1f} GB/s | "
+                             f">= {goal} GB/s | {'yes' if gbps >= goal else 'NO'} |")
+            for anchor_name, anchor, _ in roles.get("anchor", []):
+                ratio = anchor / ours
+                goal = info.get("goal")
+                met = "" if goal is None else ("yes" if ratio >= goal else "NO")
+                goal_s = "" if goal is None else f">= {goal}x"
+                lines.append(f"| {target} | {anchor_name.removeprefix('test_')} | {fmt_ms(anchor)} | "
+                             f"{fmt_ms(ours)} | {ratio:.2f}x | {goal_s} | {met} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="read an existing pytest-benchmark JSON file instead of running")
+    args, rest = parser.parse_known_args()
+    if args.json:
+        with open(args.json) as f:
+            results = json.load(f)
+    else:
+        results = run_benchmarks(rest)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Native kernels on numpy arrays: feature squeezers, input checks and activation-range statistics.
+
+Every op takes float32 or uint8 arrays (activation ops: float32), batches, an ``out=`` array, and works on
+the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SIMD variant explicitly
+("serial", "avx2", "avx512", "neon"); the default "auto" uses the best this CPU supports.
+"""
+
+from __future__ import annotations
+
+from .. import _core
+
+
+def available_isas() -> list[str]:
+    """The SIMD variants this CPU and build can run; "serial" (the scalar reference) is always there."""
+    return list(_core.supported_isas())
+
+
+def best_isa() -> str:
+    """The variant ``isa="auto"`` resolves to."""
+    return str(_core.best_isa())
+
+
+__all__ = ["available_isas", "best_isa"]

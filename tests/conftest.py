@@ -1,0 +1,48 @@
+"""Shared fixtures: real photos (bundled with scikit-image and scikit-learn) and odd shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyguard import ops
+
+ODD_SIZES = [(1, 1), (2, 3), (7, 5), (223, 225)]
+
+
+def _photos() -> dict[str, np.ndarray]:
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    photos = {
+        "astronaut": data.astronaut(),
+        "coffee": data.coffee(),
+        "chelsea": data.chelsea(),
+        "camera": data.camera(),
+    }
+    for i, img in enumerate(load_sample_images().images):
+        photos[f"sklearn{i}"] = np.ascontiguousarray(img)
+    return photos
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real uint8 photos, HxWx3 (camera is HxW)."""
+    return _photos()
+
+
+@pytest.fixture(scope="session")
+def photo_batch_nchw(photos) -> np.ndarray:
+    """A float32 NCHW batch of three 224x224 real photo crops in [0, 1]."""
+    crops = [photos[k][:224, :224] for k in ("astronaut", "coffee", "chelsea")]
+    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+
+
+def isa_params():
+    return [pytest.param(isa, id=isa) for isa in ops.available_isas()]
+
+
+@pytest.fixture(params=isa_params())
+def isa(request) -> str:
+    """Every SIMD variant this machine can run, plus the scalar reference."""
+    return request.param
