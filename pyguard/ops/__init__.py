@@ -20,4 +20,6 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa"]
+from .jpeg import jpeg
+
+__all__ = ["available_isas", "best_isa", "jpeg"]
