@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import _core
 from .bit_depth import bit_depth
+from .checks import SampleChecks, sample_checks
 
 
 def available_isas() -> list[str]:
@@ -21,4 +22,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "bit_depth"]
+__all__ = ["SampleChecks", "available_isas", "best_isa", "bit_depth", "sample_checks"]
