@@ -64,7 +64,14 @@ inline bool minmax_periodic(const float *x, size_t n, size_t block, float *acc_m
     for (size_t base = 0; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         const float *row = x + base;
-        for (size_t j = 0; j < len; j += 16) {
+        size_t j = 0;
+        for (; j + 16 <= len; j += 16) {
+            const __m512 v = _mm512_loadu_ps(row + j);
+            _mm512_storeu_ps(acc_min + j, _mm512_min_ps(v, _mm512_loadu_ps(acc_min + j)));
+            _mm512_storeu_ps(acc_max + j, _mm512_max_ps(v, _mm512_loadu_ps(acc_max + j)));
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        }
+        if (j < len) {
             const __mmask16 k = first_lanes(len - j);
             const __m512 v = _mm512_maskz_loadu_ps(k, row + j);
             const __m512 mn = _mm512_maskz_loadu_ps(k, acc_min + j), mx = _mm512_maskz_loadu_ps(k, acc_max + j);
