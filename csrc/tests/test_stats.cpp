@@ -49,6 +49,8 @@ std::vector<StatsLayout> layouts() {
     out.push_back({2, 3, 4099, 1});     // period above the block limit
     out.push_back({1, 2, 2, 64});       // runs exactly at the threshold
     out.push_back({2, 300, 3, 17});     // periodic with several 8-row groups and a partial row
+    out.push_back({3, 1, 100, 1});      // (N, C) features: one value per channel
+    out.push_back({3, 1, 40, 3});       // one row per sample, tiny runs
     return out;
 }
 
