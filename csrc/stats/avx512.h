@@ -154,9 +154,11 @@ inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &a
         mn = _mm512_min_ps(mn, _mm512_min_ps(a.mn, b.mn));
         mx = _mm512_max_ps(mx, _mm512_max_ps(a.mx, b.mx));
     }
+    // Each candidate counts only when positive; NaN (an infinite bound minus the same infinity, where
+    // nothing lies outside that bound) is skipped by the comparisons.
     const float below = lo - _mm512_reduce_min_ps(mn), above = _mm512_reduce_max_ps(mx) - hi;
-    const float e = above > below ? above : below; // <= 0 when nothing is out of range
-    acc.excess = e > acc.excess ? e : acc.excess;
+    acc.excess = below > acc.excess ? below : acc.excess;
+    acc.excess = above > acc.excess ? above : acc.excess;
     acc.nan |= nan != 0;
 }
 

@@ -122,6 +122,27 @@ TEST_CASE("stats variants match serial on every layout") {
         }
 }
 
+TEST_CASE("stats range_check and clamp with infinite bounds") {
+    const std::vector<float> x = activations(1000, 5, true);
+    const float bounds[][2] = {{-kInf, 2.0f}, {-1.0f, kInf}, {-kInf, kInf}, {0.0f, 0.0f}};
+    for (const auto &b : bounds) {
+        const StatsLayout l{2, 1, 1, 500};
+        int64_t ref_count[2];
+        float ref_excess[2];
+        serial::range_check_f32(x.data(), l, &b[0], &b[1], ref_count, ref_excess);
+        for (Isa isa : supported_isas()) {
+            int64_t count[2];
+            float excess[2];
+            range_check_f32(x.data(), l, &b[0], &b[1], count, excess, isa);
+            INFO("isa=" << isa_name(isa) << " lo=" << b[0] << " hi=" << b[1]);
+            for (int s = 0; s < 2; ++s) {
+                CHECK(count[s] == ref_count[s]);
+                CHECK(same_bits(excess[s], ref_excess[s]));
+            }
+        }
+    }
+}
+
 TEST_CASE("stats NaN propagates to exactly the channels that hold it") {
     for (const StatsLayout &l : layouts()) {
         if (l.channels == 1) continue;
