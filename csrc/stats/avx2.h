@@ -151,9 +151,21 @@ inline void range_periodic(const float *x, size_t n, size_t block, const float *
 
 inline __m256 clamp_vec(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
 
+// In place, vectors the clamp leaves unchanged (bit for bit) are not stored: see avx512.h.
+inline bool unchanged(__m256 v, __m256 c) {
+    const __m256i same = _mm256_cmpeq_epi32(_mm256_castps_si256(c), _mm256_castps_si256(v));
+    return _mm256_movemask_epi8(same) == -1;
+}
+
 inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     size_t i = 0;
+    if (x == y) {
+        for (; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i), c = clamp_vec(v, vlo, vhi);
+            if (!unchanged(v, c)) _mm256_storeu_ps(y + i, c);
+        }
+    }
     for (; i + 16 <= n; i += 16) {
         const __m256 a = clamp_vec(_mm256_loadu_ps(x + i), vlo, vhi);
         const __m256 b = clamp_vec(_mm256_loadu_ps(x + i + 8), vlo, vhi);
