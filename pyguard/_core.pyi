@@ -1,12 +1,38 @@
-# Typed stub of the native module pyguard._core (csrc/bindings.cpp). Use pyguard.ops, not this, directly.
-from __future__ import annotations
-
+# Type stubs for the native module pyguard._core (one section per kernel family).
 import numpy as np
 import numpy.typing as npt
 
-F32 = npt.NDArray[np.float32]
-U8 = npt.NDArray[np.uint8]
-I64 = npt.NDArray[np.int64]
-
 def supported_isas() -> list[str]: ...
 def best_isa() -> str: ...
+
+# ---- bit_depth ----
+def bit_depth_f32(
+    x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], bits: int, lo: float, hi: float, isa: str
+) -> None: ...
+def bit_depth_u8(x: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8], bits: int, isa: str) -> None: ...
+
+# ---- checks ----
+def sample_checks_f32(
+    x: npt.NDArray[np.float32], samples: int, lo: float, hi: float, grid: bool, scale: float,
+    nonfinite: npt.NDArray[np.int64], out_of_range: npt.NDArray[np.int64], off_grid: npt.NDArray[np.int64],
+    isa: str,
+) -> None: ...
+def sample_checks_u8(
+    x: npt.NDArray[np.uint8], samples: int, lo: int, hi: int, nonfinite: npt.NDArray[np.int64],
+    out_of_range: npt.NDArray[np.int64], off_grid: npt.NDArray[np.int64], isa: str,
+) -> None: ...
+
+# ---- stats ----
+def minmax_f32(
+    x: npt.NDArray[np.float32], samples: int, outer: int, channels: int, inner: int,
+    mins: npt.NDArray[np.float32], maxs: npt.NDArray[np.float32], isa: str,
+) -> None: ...
+def range_check_f32(
+    x: npt.NDArray[np.float32], samples: int, outer: int, channels: int, inner: int,
+    lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], counts: npt.NDArray[np.int64],
+    max_excess: npt.NDArray[np.float32], isa: str,
+) -> None: ...
+def clamp_f32(
+    x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], samples: int, outer: int, channels: int,
+    inner: int, lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], isa: str,
+) -> None: ...
