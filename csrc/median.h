@@ -42,7 +42,8 @@ MedianStatus median_filter(const T *x, T *y, size_t planes, size_t height, size_
                                                          " is not supported on this CPU or build");
     if (planes == 0 || height == 0 || width == 0 || channels == 0) return MedianStatus::ok;
     if (isa == Isa::serial) return median_serial::filter(x, y, planes, height, width, channels, size);
-    std::vector<T> scratch(median_detail::scratch_elems(width, channels, size));
+    using K = typename median_detail::KeyOf<T>::type;
+    std::vector<unsigned char> scratch(median_detail::ScratchLayout(width, channels, size, sizeof(K), sizeof(T)).total);
     switch (isa) {
 #if PYGUARD_X86
     case Isa::avx2:
