@@ -16,13 +16,20 @@ namespace median_avx2 {
 
 #include "networks.inc"
 
+// GCC folds a loaded vector into every min and max that uses it, loading it again each time; loads are
+// the bottleneck here, so keys are loaded once into a register and the compiler cannot see through it.
+template <class V> inline V opaque(V v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
 struct F32 {
     using T = float;
     using K = int32_t;
     using V = __m256i;
     using M = __m256; // lanes that saw a NaN (all ones)
     static constexpr size_t lanes = 8;
-    static V load(const K *p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)); }
+    static V load(const K *p) { return opaque(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
     static void store(K *p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epi32(a, b); }
     static V mx(V a, V b) { return _mm256_max_epi32(a, b); }
@@ -44,7 +51,7 @@ struct U8 {
     using V = __m256i;
     using M = bool;
     static constexpr size_t lanes = 32;
-    static V load(const K *p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)); }
+    static V load(const K *p) { return opaque(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
     static void store(K *p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm256_max_epu8(a, b); }

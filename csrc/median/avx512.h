@@ -21,13 +21,20 @@ namespace median_avx512 {
 
 #include "networks.inc"
 
+// GCC folds a loaded vector into every min and max that uses it, loading it again each time; loads are
+// the bottleneck here, so keys are loaded once into a register and the compiler cannot see through it.
+template <class V> inline V opaque(V v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
 struct F32 {
     using T = float;
     using K = int32_t;
     using V = __m512i;
     using M = __mmask16; // lanes that saw no NaN so far: one masked compare per vector keeps it
     static constexpr size_t lanes = 16;
-    static V load(const K *p) { return _mm512_loadu_si512(p); }
+    static V load(const K *p) { return opaque(_mm512_loadu_si512(p)); }
     static void store(K *p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epi32(a, b); }
     static V mx(V a, V b) { return _mm512_max_epi32(a, b); }
@@ -52,7 +59,7 @@ struct U8 {
     using V = __m512i;
     using M = bool;
     static constexpr size_t lanes = 64;
-    static V load(const K *p) { return _mm512_loadu_si512(p); }
+    static V load(const K *p) { return opaque(_mm512_loadu_si512(p)); }
     static void store(K *p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm512_max_epu8(a, b); }
