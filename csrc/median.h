@@ -1,5 +1,6 @@
 // Median filter family: 2-D median over H and W with a 2x2, 3x3 or 5x5 window, float32 and uint8,
-// matching scipy.ndimage.median_filter(mode="reflect") bit for bit. See median/README.md.
+// matching scipy.ndimage.median_filter(mode="reflect") bit for bit (floats ranked by IEEE totalOrder, so
+// only the sign of a zero median can differ from SciPy). See median/README.md.
 #pragma once
 
 #include <cstddef>
