@@ -1,6 +1,12 @@
-# Type stubs for the native module pyguard._core (one section per kernel family).
+# Typed stub of the native module pyguard._core (csrc/bindings.cpp). Use pyguard.ops, not this, directly.
+from __future__ import annotations
+
 import numpy as np
 import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
 
 def supported_isas() -> list[str]: ...
 def best_isa() -> str: ...
@@ -36,3 +42,26 @@ def clamp_f32(
     x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], samples: int, outer: int, channels: int,
     inner: int, lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], isa: str,
 ) -> None: ...
+
+# ---- median ----
+def median_filter_f32(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+def median_filter_u8(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+# ---- median (end) ----
