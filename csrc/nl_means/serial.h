@@ -30,8 +30,13 @@ namespace nl_means_detail {
 constexpr size_t kBlock = 16;
 // Extra zero columns at the right of the extended plane, so whole-block reads past the border stay inside.
 constexpr size_t kExtPad = 3 * kBlock;
-constexpr size_t kTileRows = 16;
-constexpr size_t kTileCols = 192;
+constexpr size_t kTablePad = 128;
+#ifndef NLM_TR
+#define NLM_TR 16
+#define NLM_TC 256
+#endif
+constexpr size_t kTileRows = NLM_TR;
+constexpr size_t kTileCols = NLM_TC;
 
 constexpr size_t kMaxPatch = 127;   // patch^2 * 255^2 * 2 must fit in int32 (OpenCV's dist sums are int)
 constexpr size_t kMaxSearch = 2901; // search^2 * 255 must fit in int32 (OpenCV's fixed-point estimate)
@@ -54,6 +59,7 @@ inline size_t reflect101(ptrdiff_t p, size_t len) {
 struct WeightTable {
     std::vector<int32_t> weights;
     uint32_t cap = 0;
+    bool zero_tail = false; // weights[cap] == 0: clamped indices contribute nothing
     unsigned shift = 0;
     int32_t fixed_point_mult = 0;
 };
@@ -78,6 +84,9 @@ inline WeightTable make_weight_table(size_t search, size_t patch, float h, size_
         if (weight == 0) break;
     }
     table.cap = static_cast<uint32_t>(table.weights.size() - 1);
+    table.zero_tail = table.weights[table.cap] == 0;
+    // Zero padding to whole 128-entry blocks, so SIMD variants can hold the table in registers.
+    table.weights.resize(round_up(table.weights.size(), kTablePad), 0);
     return table;
 }
 
@@ -114,8 +123,9 @@ inline void extend_plane(const uint8_t *src, size_t height, size_t width, size_t
 
 // What the accumulate kernel needs besides its row pointers.
 struct AccumulateContext {
-    const int32_t *weights;
+    const int32_t *weights; // padded with zeros to a multiple of kTablePad entries
     uint32_t cap;
+    bool zero_tail;
     unsigned shift;
     size_t patch;
     size_t channels;
@@ -131,6 +141,10 @@ struct RowKernels {
     // wsum[j] += w; est0[j] += w * low half of p[j]; est1[j] += w * high half (two channels only).
     void (*accumulate)(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
                        size_t n, const AccumulateContext &ctx);
+    // Both in one pass: dist_cols over col_n lanes, then accumulate over n lanes (col_n >= n + patch - 1).
+    void (*dist_cols_accumulate)(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
+                                 int32_t *col, size_t col_n, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
+                                 uint32_t *est1, size_t n, const AccumulateContext &ctx);
 };
 
 // Buffers reused across planes and images of one call.
@@ -173,13 +187,16 @@ inline void denoise_tile(const RowKernels &kernels, const ExtendedPlane &ext, si
                 const ptrdiff_t y = y0 + static_cast<ptrdiff_t>(r);
                 int32_t *d_new = ws.dist_rows.data() + (r % (patch + 1)) * col_n;
                 const int32_t *d_old = r >= patch ? ws.dist_rows.data() + ((r - patch) % (patch + 1)) * col_n : nullptr;
-                kernels.dist_cols(ext.at(y, x0), ext.at(y + oy, x0 + ox), d_old, d_new, ws.col.data(), col_n);
-                if (r + 1 < patch) continue;
+                const uint32_t *a = ext.at(y, x0), *b = ext.at(y + oy, x0 + ox);
+                if (r + 1 < patch) {
+                    kernels.dist_cols(a, b, d_old, d_new, ws.col.data(), col_n);
+                    continue;
+                }
                 const size_t i = r + 1 - patch; // tile row whose patch rows are now all in the column sums
                 const uint32_t *p = ext.at(static_cast<ptrdiff_t>(i0 + i) + oy, static_cast<ptrdiff_t>(j0) + ox);
                 uint32_t *est1 = ctx.channels == 2 ? ws.est1.data() + i * acc_n : nullptr;
-                kernels.accumulate(ws.col.data(), p, ws.wsum.data() + i * acc_n, ws.est0.data() + i * acc_n, est1,
-                                   acc_n, ctx);
+                kernels.dist_cols_accumulate(a, b, d_old, d_new, ws.col.data(), col_n, p, ws.wsum.data() + i * acc_n,
+                                             ws.est0.data() + i * acc_n, est1, acc_n, ctx);
             }
         }
     }
@@ -190,7 +207,7 @@ inline void denoise_plane(const RowKernels &kernels, const uint8_t *src, uint8_t
                           size_t pixel_stride, size_t channels, size_t search, size_t patch, const WeightTable &table,
                           Workspace &ws) {
     extend_plane(src, height, width, pixel_stride, channels, search / 2 + patch / 2, ws.ext);
-    const AccumulateContext ctx{table.weights.data(), table.cap, table.shift, patch, channels};
+    const AccumulateContext ctx{table.weights.data(), table.cap, table.zero_tail, table.shift, patch, channels};
     const size_t row_tiles = (height + kTileRows - 1) / kTileRows;
     const size_t col_tiles = (width + kTileCols - 1) / kTileCols;
     const size_t tile_cols = (width + col_tiles - 1) / col_tiles; // balanced widths
@@ -231,7 +248,14 @@ inline void accumulate_serial(const int32_t *col, const uint32_t *p, uint32_t *w
     }
 }
 
-inline RowKernels row_kernels_serial() { return {dist_cols_serial, accumulate_serial}; }
+inline void dist_cols_accumulate_serial(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
+                                        int32_t *col, size_t col_n, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
+                                        uint32_t *est1, size_t n, const AccumulateContext &ctx) {
+    dist_cols_serial(a, b, d_old, d_new, col, col_n);
+    accumulate_serial(col, p, wsum, est0, est1, n, ctx);
+}
+
+inline RowKernels row_kernels_serial() { return {dist_cols_serial, accumulate_serial, dist_cols_accumulate_serial}; }
 
 } // namespace nl_means_detail
 } // namespace pyguard
