@@ -60,81 +60,70 @@ template <size_t kPatch> inline __m256i box_sum_avx2(__m256i cur, __m256i next) 
     return box;
 }
 
-template <Lookup256 kind>
-inline void accumulate_block_avx2(const WeightLookup256<kind> &lookup, __m256i box, __m128i shift, __m256i cap,
-                                  const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1) {
-    const __m256i index = _mm256_min_epu32(_mm256_srl_epi32(box, shift), cap);
-    const __m256i w = lookup(index);
+// wsum += w; est0 += w * low halves of p; est1 (two channels; null for one) += w * high halves.
+inline void add_weighted_avx2(const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1, size_t j, __m256i w) {
     store256(wsum, _mm256_add_epi32(load256(wsum), w));
     const __m256i px = load256(p);
-    const __m256i e0 = _mm256_mullo_epi32(w, _mm256_and_si256(px, _mm256_set1_epi32(0xFFFF)));
-    store256(est0, _mm256_add_epi32(load256(est0), e0));
-    if (est1) store256(est1, _mm256_add_epi32(load256(est1), _mm256_mullo_epi32(w, _mm256_srli_epi32(px, 16))));
+    store256(est0, _mm256_add_epi32(load256(est0), _mm256_mullo_epi32(w, _mm256_and_si256(px, _mm256_set1_epi32(0xFFFF)))));
+    if (est1) store256(est1 + j, _mm256_add_epi32(load256(est1 + j), _mm256_mullo_epi32(w, _mm256_srli_epi32(px, 16))));
 }
 
-template <Lookup256 kind>
-inline void accumulate_avx2_impl(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
-                                 size_t n, const AccumulateContext &ctx) {
-    const WeightLookup256<kind> lookup(ctx.weights);
-    const __m256i cap = _mm256_set1_epi32(static_cast<int>(ctx.cap));
-    const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(ctx.shift));
-    for (size_t j = 0; j < n; j += 8) {
-        __m256i box = load256(col + j);
-        for (size_t u = 1; u < ctx.patch; ++u) box = _mm256_add_epi32(box, load256(col + j + u));
-        accumulate_block_avx2(lookup, box, shift, cap, p + j, wsum + j, est0 + j, est1 ? est1 + j : nullptr);
-    }
-}
-
-inline void accumulate_avx2(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
-                            size_t n, const AccumulateContext &ctx) {
-    if (ctx.cap < 8) return accumulate_avx2_impl<Lookup256::perm8>(col, p, wsum, est0, est1, n, ctx);
-    if (ctx.cap < 16) return accumulate_avx2_impl<Lookup256::perm16>(col, p, wsum, est0, est1, n, ctx);
-    accumulate_avx2_impl<Lookup256::gather>(col, p, wsum, est0, est1, n, ctx);
-}
-
+// dist_cols and accumulate in one sweep, column sums one block ahead in registers (col_n >= n + 8; patch 1
+// needs no look-ahead). kPatch == 0: any patch, two passes, box sums reloaded from the stored column sums.
 template <Lookup256 kind, size_t kPatch>
 inline void fused_avx2_impl(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new, int32_t *col,
-                            const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1, size_t n,
+                            size_t col_n, const AccumulateTarget &fwd, const AccumulateTarget &bwd, size_t n,
                             const AccumulateContext &ctx) {
     const WeightLookup256<kind> lookup(ctx.weights);
     const __m256i cap = _mm256_set1_epi32(static_cast<int>(ctx.cap));
     const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(ctx.shift));
-    // The block at j + 8 is one block ahead (col_n >= n + 8); patch 1 needs no look-ahead (col_n == n).
+    // Local copies: stores through the accumulators could alias the targets' fields.
+    const uint32_t *const fwd_p = fwd.p, *const bwd_p = bwd.p;
+    uint32_t *const fwd_wsum = fwd.wsum, *const fwd_est0 = fwd.est0, *const fwd_est1 = fwd.est1;
+    uint32_t *const bwd_wsum = bwd.wsum, *const bwd_est0 = bwd.est0, *const bwd_est1 = bwd.est1;
+    if (kPatch == 0) dist_cols_avx2(a, b, d_old, d_new, col, col_n);
     __m256i cur = kPatch > 1 ? dist_cols_block_avx2(a, b, d_old, d_new, col) : _mm256_setzero_si256();
     for (size_t j = 0; j < n; j += 8) {
-        const size_t k = kPatch > 1 ? j + 8 : j;
-        const __m256i next = dist_cols_block_avx2(a + k, b + k, d_old ? d_old + k : nullptr, d_new + k, col + k);
-        const __m256i box = kPatch > 1 ? box_sum_avx2<kPatch>(cur, next) : next;
-        accumulate_block_avx2(lookup, box, shift, cap, p + j, wsum + j, est0 + j, est1 ? est1 + j : nullptr);
-        cur = next;
+        __m256i box;
+        if (kPatch == 0) {
+            box = load256(col + j);
+            for (size_t u = 1; u < ctx.patch; ++u) box = _mm256_add_epi32(box, load256(col + j + u));
+        } else {
+            const size_t k = kPatch > 1 ? j + 8 : j;
+            const __m256i next = dist_cols_block_avx2(a + k, b + k, d_old ? d_old + k : nullptr, d_new + k, col + k);
+            box = kPatch > 1 ? box_sum_avx2<kPatch>(cur, next) : next;
+            cur = next;
+        }
+        const __m256i w = lookup(_mm256_min_epu32(_mm256_srl_epi32(box, shift), cap));
+        if (fwd_wsum) add_weighted_avx2(fwd_p + j, fwd_wsum + j, fwd_est0 + j, fwd_est1, j, w);
+        if (bwd_wsum) add_weighted_avx2(bwd_p + j, bwd_wsum + j, bwd_est0 + j, bwd_est1, j, w);
     }
 }
 
 template <size_t kPatch>
 inline void fused_avx2_patch(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new, int32_t *col,
-                             const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1, size_t n,
+                             size_t col_n, const AccumulateTarget &fwd, const AccumulateTarget &bwd, size_t n,
                              const AccumulateContext &ctx) {
-    if (ctx.cap < 8) return fused_avx2_impl<Lookup256::perm8, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+    if (ctx.cap < 8)
+        return fused_avx2_impl<Lookup256::perm8, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     if (ctx.cap < 16)
-        return fused_avx2_impl<Lookup256::perm16, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    fused_avx2_impl<Lookup256::gather, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+        return fused_avx2_impl<Lookup256::perm16, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    fused_avx2_impl<Lookup256::gather, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
 }
 
 inline void dist_cols_accumulate_avx2(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
-                                      int32_t *col, size_t col_n, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
-                                      uint32_t *est1, size_t n, const AccumulateContext &ctx) {
+                                      int32_t *col, size_t col_n, const AccumulateTarget &fwd,
+                                      const AccumulateTarget &bwd, size_t n, const AccumulateContext &ctx) {
     switch (ctx.patch) {
-    case 1: return fused_avx2_patch<1>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 3: return fused_avx2_patch<3>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 5: return fused_avx2_patch<5>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 7: return fused_avx2_patch<7>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    default: // larger patches reach past the next block: two passes
-        dist_cols_avx2(a, b, d_old, d_new, col, col_n);
-        accumulate_avx2(col, p, wsum, est0, est1, n, ctx);
+    case 1: return fused_avx2_patch<1>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 3: return fused_avx2_patch<3>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 5: return fused_avx2_patch<5>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 7: return fused_avx2_patch<7>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    default: return fused_avx2_patch<0>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     }
 }
 
-inline RowKernels row_kernels_avx2() { return {dist_cols_avx2, accumulate_avx2, dist_cols_accumulate_avx2}; }
+inline RowKernels row_kernels_avx2() { return {dist_cols_avx2, dist_cols_accumulate_avx2}; }
 
 } // namespace nl_means_detail
 } // namespace pyguard

@@ -57,48 +57,6 @@ template <Lookup512 kind> struct WeightLookup512 {
     }
 };
 
-template <Lookup512 kind, size_t kPatch>
-inline void accumulate_avx512_impl(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
-                                   uint32_t *est1, size_t n, const AccumulateContext &ctx) {
-    const WeightLookup512<kind> lookup(ctx.weights);
-    const size_t patch = kPatch ? kPatch : ctx.patch;
-    const __m512i cap = _mm512_set1_epi32(static_cast<int>(ctx.cap));
-    const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(ctx.shift));
-    const __m512i low16 = _mm512_set1_epi32(0xFFFF);
-    for (size_t j = 0; j < n; j += 16) {
-        __m512i box = _mm512_loadu_si512(col + j);
-        for (size_t u = 1; u < patch; ++u) box = _mm512_add_epi32(box, _mm512_loadu_si512(col + j + u));
-        const __m512i index = _mm512_min_epu32(_mm512_srl_epi32(box, shift), cap);
-        if (ctx.zero_tail && _mm512_cmplt_epu32_mask(index, cap) == 0) continue; // all weights are 0
-        const __m512i w = lookup(index);
-        _mm512_storeu_si512(wsum + j, _mm512_add_epi32(_mm512_loadu_si512(wsum + j), w));
-        const __m512i px = _mm512_loadu_si512(p + j);
-        const __m512i e0 = _mm512_mullo_epi32(w, _mm512_and_si512(px, low16));
-        _mm512_storeu_si512(est0 + j, _mm512_add_epi32(_mm512_loadu_si512(est0 + j), e0));
-        if (est1) {
-            const __m512i e1 = _mm512_mullo_epi32(w, _mm512_srli_epi32(px, 16));
-            _mm512_storeu_si512(est1 + j, _mm512_add_epi32(_mm512_loadu_si512(est1 + j), e1));
-        }
-    }
-}
-
-template <size_t kPatch>
-inline void accumulate_avx512_patch(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
-                                    uint32_t *est1, size_t n, const AccumulateContext &ctx) {
-    const uint32_t entries = ctx.cap + 1;
-    if (entries <= 16) return accumulate_avx512_impl<Lookup512::perm16, kPatch>(col, p, wsum, est0, est1, n, ctx);
-    if (entries <= 32) return accumulate_avx512_impl<Lookup512::perm32, kPatch>(col, p, wsum, est0, est1, n, ctx);
-    if (entries <= 64) return accumulate_avx512_impl<Lookup512::perm64, kPatch>(col, p, wsum, est0, est1, n, ctx);
-    if (entries <= 128) return accumulate_avx512_impl<Lookup512::perm128, kPatch>(col, p, wsum, est0, est1, n, ctx);
-    accumulate_avx512_impl<Lookup512::gather, kPatch>(col, p, wsum, est0, est1, n, ctx);
-}
-
-inline void accumulate_avx512(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
-                              size_t n, const AccumulateContext &ctx) {
-    if (ctx.patch == 3) return accumulate_avx512_patch<3>(col, p, wsum, est0, est1, n, ctx);
-    accumulate_avx512_patch<0>(col, p, wsum, est0, est1, n, ctx);
-}
-
 // One 16-lane block of dist_cols; returns the updated column sums.
 inline __m512i dist_cols_block_avx512(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
                                       int32_t *col) {
@@ -123,69 +81,81 @@ template <size_t kPatch> inline __m512i box_sum_avx512(__m512i cur, __m512i next
     return box;
 }
 
-// dist_cols and accumulate in one sweep: column sums stay in registers one block ahead of the
-// horizontal patch sum, instead of being stored and reloaded at three offsets.
+// wsum += w; est0 += w * low halves of p; est1 (two channels; null for one) += w * high halves.
+inline void add_weighted_avx512(const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1, size_t j,
+                                __m512i w) {
+    _mm512_storeu_si512(wsum, _mm512_add_epi32(_mm512_loadu_si512(wsum), w));
+    const __m512i px = _mm512_loadu_si512(p);
+    const __m512i e0 = _mm512_mullo_epi32(w, _mm512_and_si512(px, _mm512_set1_epi32(0xFFFF)));
+    _mm512_storeu_si512(est0, _mm512_add_epi32(_mm512_loadu_si512(est0), e0));
+    if (est1) {
+        const __m512i e1 = _mm512_mullo_epi32(w, _mm512_srli_epi32(px, 16));
+        _mm512_storeu_si512(est1 + j, _mm512_add_epi32(_mm512_loadu_si512(est1 + j), e1));
+    }
+}
+
+// dist_cols and accumulate in one sweep: column sums stay in registers one block ahead of the horizontal
+// patch sum (col_n == n + 16; patch 1 needs no look-ahead, col_n == n). kPatch == 0: any patch, in two
+// passes (the patch reaches past the next block), the box sums reloaded from the stored column sums.
 template <Lookup512 kind, size_t kPatch>
 inline void fused_avx512_impl(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new, int32_t *col,
-                              const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1, size_t n,
+                              size_t col_n, const AccumulateTarget &fwd, const AccumulateTarget &bwd, size_t n,
                               const AccumulateContext &ctx) {
     const WeightLookup512<kind> lookup(ctx.weights);
     const __m512i cap = _mm512_set1_epi32(static_cast<int>(ctx.cap));
     const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(ctx.shift));
-    const __m512i low16 = _mm512_set1_epi32(0xFFFF);
-    // The block at j + 16 is one block ahead (col_n == n + 16); patch 1 needs no look-ahead (col_n == n).
+    // Local copies: stores through the accumulators could alias the targets' fields.
+    const uint32_t *const fwd_p = fwd.p, *const bwd_p = bwd.p;
+    uint32_t *const fwd_wsum = fwd.wsum, *const fwd_est0 = fwd.est0, *const fwd_est1 = fwd.est1;
+    uint32_t *const bwd_wsum = bwd.wsum, *const bwd_est0 = bwd.est0, *const bwd_est1 = bwd.est1;
+    if (kPatch == 0) dist_cols_avx512(a, b, d_old, d_new, col, col_n);
     __m512i cur = kPatch > 1 ? dist_cols_block_avx512(a, b, d_old, d_new, col) : _mm512_setzero_si512();
     for (size_t j = 0; j < n; j += 16) {
-        const size_t k = kPatch > 1 ? j + 16 : j;
-        const __m512i next = dist_cols_block_avx512(a + k, b + k, d_old ? d_old + k : nullptr, d_new + k, col + k);
-        const __m512i box = kPatch > 1 ? box_sum_avx512<kPatch>(cur, next) : next;
-        const __m512i index = _mm512_min_epu32(_mm512_srl_epi32(box, shift), cap);
-        cur = next;
-        const __m512i w = lookup(index);
-        _mm512_storeu_si512(wsum + j, _mm512_add_epi32(_mm512_loadu_si512(wsum + j), w));
-        const __m512i px = _mm512_loadu_si512(p + j);
-        const __m512i e0 = _mm512_mullo_epi32(w, _mm512_and_si512(px, low16));
-        _mm512_storeu_si512(est0 + j, _mm512_add_epi32(_mm512_loadu_si512(est0 + j), e0));
-        if (est1) {
-            const __m512i e1 = _mm512_mullo_epi32(w, _mm512_srli_epi32(px, 16));
-            _mm512_storeu_si512(est1 + j, _mm512_add_epi32(_mm512_loadu_si512(est1 + j), e1));
+        __m512i box;
+        if (kPatch == 0) {
+            box = _mm512_loadu_si512(col + j);
+            for (size_t u = 1; u < ctx.patch; ++u) box = _mm512_add_epi32(box, _mm512_loadu_si512(col + j + u));
+        } else {
+            const size_t k = kPatch > 1 ? j + 16 : j;
+            const __m512i next = dist_cols_block_avx512(a + k, b + k, d_old ? d_old + k : nullptr, d_new + k, col + k);
+            box = kPatch > 1 ? box_sum_avx512<kPatch>(cur, next) : next;
+            cur = next;
         }
+        const __m512i w = lookup(_mm512_min_epu32(_mm512_srl_epi32(box, shift), cap));
+        if (fwd_wsum) add_weighted_avx512(fwd_p + j, fwd_wsum + j, fwd_est0 + j, fwd_est1, j, w);
+        if (bwd_wsum) add_weighted_avx512(bwd_p + j, bwd_wsum + j, bwd_est0 + j, bwd_est1, j, w);
     }
 }
 
 template <size_t kPatch>
 inline void fused_avx512_patch(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
-                               int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
+                               int32_t *col, size_t col_n, const AccumulateTarget &fwd, const AccumulateTarget &bwd,
                                size_t n, const AccumulateContext &ctx) {
     const uint32_t entries = ctx.cap + 1;
     if (entries <= 16)
-        return fused_avx512_impl<Lookup512::perm16, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+        return fused_avx512_impl<Lookup512::perm16, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     if (entries <= 32)
-        return fused_avx512_impl<Lookup512::perm32, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+        return fused_avx512_impl<Lookup512::perm32, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     if (entries <= 64)
-        return fused_avx512_impl<Lookup512::perm64, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+        return fused_avx512_impl<Lookup512::perm64, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     if (entries <= 128)
-        return fused_avx512_impl<Lookup512::perm128, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    fused_avx512_impl<Lookup512::gather, kPatch>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
+        return fused_avx512_impl<Lookup512::perm128, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    fused_avx512_impl<Lookup512::gather, kPatch>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
 }
 
 inline void dist_cols_accumulate_avx512(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
-                                        int32_t *col, size_t col_n, const uint32_t *p, uint32_t *wsum,
-                                        uint32_t *est0, uint32_t *est1, size_t n, const AccumulateContext &ctx) {
+                                        int32_t *col, size_t col_n, const AccumulateTarget &fwd,
+                                        const AccumulateTarget &bwd, size_t n, const AccumulateContext &ctx) {
     switch (ctx.patch) {
-    case 1: return fused_avx512_patch<1>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 3: return fused_avx512_patch<3>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 5: return fused_avx512_patch<5>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    case 7: return fused_avx512_patch<7>(a, b, d_old, d_new, col, p, wsum, est0, est1, n, ctx);
-    default: // larger patches reach past the next block: two passes
-        dist_cols_avx512(a, b, d_old, d_new, col, col_n);
-        accumulate_avx512(col, p, wsum, est0, est1, n, ctx);
+    case 1: return fused_avx512_patch<1>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 3: return fused_avx512_patch<3>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 5: return fused_avx512_patch<5>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    case 7: return fused_avx512_patch<7>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
+    default: return fused_avx512_patch<0>(a, b, d_old, d_new, col, col_n, fwd, bwd, n, ctx);
     }
 }
 
-inline RowKernels row_kernels_avx512() {
-    return {dist_cols_avx512, accumulate_avx512, dist_cols_accumulate_avx512};
-}
+inline RowKernels row_kernels_avx512() { return {dist_cols_avx512, dist_cols_accumulate_avx512}; }
 
 } // namespace nl_means_detail
 } // namespace pyguard

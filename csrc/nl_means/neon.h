@@ -26,35 +26,34 @@ inline void dist_cols_neon(const uint32_t *a, const uint32_t *b, const int32_t *
     }
 }
 
-inline void accumulate_neon(const int32_t *col, const uint32_t *p, uint32_t *wsum, uint32_t *est0, uint32_t *est1,
-                            size_t n, const AccumulateContext &ctx) {
+inline void add_weighted_neon(const AccumulateTarget &to, size_t j, uint32x4_t w) {
+    vst1q_u32(to.wsum + j, vaddq_u32(vld1q_u32(to.wsum + j), w));
+    const uint32x4_t px = vld1q_u32(to.p + j);
+    vst1q_u32(to.est0 + j, vmlaq_u32(vld1q_u32(to.est0 + j), w, vandq_u32(px, vdupq_n_u32(0xFFFFu))));
+    if (to.est1) vst1q_u32(to.est1 + j, vmlaq_u32(vld1q_u32(to.est1 + j), w, vshrq_n_u32(px, 16)));
+}
+
+inline void dist_cols_accumulate_neon(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
+                                      int32_t *col, size_t col_n, const AccumulateTarget &fwd,
+                                      const AccumulateTarget &bwd, size_t n, const AccumulateContext &ctx) {
+    dist_cols_neon(a, b, d_old, d_new, col, col_n);
     const uint32x4_t cap = vdupq_n_u32(ctx.cap);
     const int32x4_t shift = vdupq_n_s32(-static_cast<int32_t>(ctx.shift)); // negative: shift right
-    const uint32x4_t low16 = vdupq_n_u32(0xFFFFu);
     for (size_t j = 0; j < n; j += 4) {
         int32x4_t box = vld1q_s32(col + j);
         for (size_t u = 1; u < ctx.patch; ++u) box = vaddq_s32(box, vld1q_s32(col + j + u));
         const uint32x4_t index = vminq_u32(vshlq_u32(vreinterpretq_u32_s32(box), shift), cap);
         uint32_t lanes[4];
         vst1q_u32(lanes, index);
-        const uint32_t gathered[4] = {static_cast<uint32_t>(ctx.weights[lanes[0]]), static_cast<uint32_t>(ctx.weights[lanes[1]]),
-                                      static_cast<uint32_t>(ctx.weights[lanes[2]]), static_cast<uint32_t>(ctx.weights[lanes[3]])};
+        uint32_t gathered[4];
+        for (int k = 0; k < 4; ++k) gathered[k] = static_cast<uint32_t>(ctx.weights[lanes[k]]);
         const uint32x4_t w = vld1q_u32(gathered);
-        vst1q_u32(wsum + j, vaddq_u32(vld1q_u32(wsum + j), w));
-        const uint32x4_t px = vld1q_u32(p + j);
-        vst1q_u32(est0 + j, vmlaq_u32(vld1q_u32(est0 + j), w, vandq_u32(px, low16)));
-        if (est1) vst1q_u32(est1 + j, vmlaq_u32(vld1q_u32(est1 + j), w, vshrq_n_u32(px, 16)));
+        if (fwd.wsum) add_weighted_neon(fwd, j, w);
+        if (bwd.wsum) add_weighted_neon(bwd, j, w);
     }
 }
 
-inline void dist_cols_accumulate_neon(const uint32_t *a, const uint32_t *b, const int32_t *d_old, int32_t *d_new,
-                                      int32_t *col, size_t col_n, const uint32_t *p, uint32_t *wsum, uint32_t *est0,
-                                      uint32_t *est1, size_t n, const AccumulateContext &ctx) {
-    dist_cols_neon(a, b, d_old, d_new, col, col_n);
-    accumulate_neon(col, p, wsum, est0, est1, n, ctx);
-}
-
-inline RowKernels row_kernels_neon() { return {dist_cols_neon, accumulate_neon, dist_cols_accumulate_neon}; }
+inline RowKernels row_kernels_neon() { return {dist_cols_neon, dist_cols_accumulate_neon}; }
 
 } // namespace nl_means_detail
 } // namespace pyguard
