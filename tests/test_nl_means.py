@@ -41,7 +41,10 @@ def test_matches_cv2_colored_on_real_photos(photos, name, search, patch, h):
     assert np.array_equal(got, expected)  # the integer arithmetic is OpenCV's, so it is exact here
 
 
-@pytest.mark.parametrize("search, patch, h", [*PAPER_CONFIGS, (7, 5, 10.0), (21, 7, 3.0)])
+OTHER_CONFIGS = [(7, 5, 10.0), (21, 7, 3.0), (5, 9, 25.0), (35, 1, 6.0)]  # incl. the two-pass patch path
+
+
+@pytest.mark.parametrize("search, patch, h", PAPER_CONFIGS + OTHER_CONFIGS)
 def test_every_isa_matches_cv2(photos, isa, search, patch, h):
     img = crop(photos["coffee"], 61, 83)
     gray = crop(photos["camera"], 47, 70)
