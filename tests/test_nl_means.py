@@ -67,6 +67,15 @@ def test_separate_color_strength(photos):
     assert not np.array_equal(got, ops.nl_means(img, search=9, patch=3, h=3.0))
 
 
+@pytest.mark.parametrize("h", [1e-30, 0.05, 150.0, 1e30])
+def test_extreme_strengths(photos, h):
+    """Tiny h keeps only identical patches (h*h underflows in float, as in OpenCV); huge h averages."""
+    img = crop(photos["coffee"], 40, 50)
+    assert np.array_equal(ops.nl_means(img, h=h), cv2_nlm(img, 11, 3, h))
+    gray = np.ascontiguousarray(img[..., 1])
+    assert np.array_equal(ops.nl_means(gray, h=h, layout="HW"), cv2_nlm(gray, 11, 3, h))
+
+
 def test_grayscale_photo_and_single_channel_layouts(photos):
     gray = crop(photos["camera"], 224, 224)
     expected = cv2_nlm(gray, 11, 3, 4.0)

@@ -77,7 +77,8 @@ inline WeightTable make_weight_table(size_t search, size_t patch, float h, size_
     const double threshold = 0.001 * table.fixed_point_mult;
     for (int almost = 0; almost < almost_max_dist; ++almost) {
         const double dist = almost * almost_to_actual;
-        const double w = std::exp(-dist / denom);
+        double w = std::exp(-dist / denom);
+        if (std::isnan(w)) w = 1.0; // h*h underflowed to 0 in float: 0/0 at distance 0, as OpenCV handles it
         int weight = static_cast<int>(std::nearbyint(table.fixed_point_mult * w)); // cvRound: half to even
         if (weight < threshold) weight = 0;
         table.weights.push_back(weight);

@@ -179,6 +179,9 @@ TEST_CASE("nl_means: weight table follows OpenCV's construction") {
     CHECK(table.zero_tail);
     CHECK(table.weights.size() % 128 == 0);
     for (size_t i = 1; i <= table.cap; ++i) CHECK(table.weights[i] <= table.weights[i - 1]);
+    const auto tiny = nl_means_detail::make_weight_table(11, 3, 1e-30f, 2); // h*h underflows to 0 in float
+    CHECK(tiny.weights[0] == tiny.fixed_point_mult);
+    CHECK(tiny.cap == 1);
     const auto wide = nl_means_detail::make_weight_table(3, 1, 1000.0f, 2); // no weight is dropped
     CHECK(wide.cap == 255u * 255u * 2u);
     CHECK(!wide.zero_tail);
