@@ -9,9 +9,10 @@
 // Everything is integer arithmetic, so every variant matches this reference bit for bit.
 //
 // Driver: the output is cut into tiles of a few rows by a few hundred columns so that accumulators,
-// the rows of E they read and the distance rows stay in L1. Per tile and per search offset, rows of
+// the rows of E they read and the distance rows stay in cache. Per tile and per search offset, rows of
 // squared differences are computed once, summed vertically over the patch with a running column sum
 // (ring of patch+1 rows), then summed horizontally, looked up in the weight table and accumulated.
+// Since dist(p, p+o) = dist(p+o, p), only half of the offsets are computed; each weight is added twice.
 #pragma once
 
 #include <algorithm>
@@ -57,7 +58,6 @@ inline size_t reflect101(ptrdiff_t p, size_t len) {
 struct WeightTable {
     std::vector<int32_t> weights;
     uint32_t cap = 0;
-    bool zero_tail = false; // weights[cap] == 0: clamped indices contribute nothing
     unsigned shift = 0;
     int32_t fixed_point_mult = 0;
 };
@@ -83,7 +83,6 @@ inline WeightTable make_weight_table(size_t search, size_t patch, float h, size_
         if (weight == 0) break;
     }
     table.cap = static_cast<uint32_t>(table.weights.size() - 1);
-    table.zero_tail = table.weights[table.cap] == 0;
     // Zero padding to whole 128-entry blocks, so SIMD variants can hold the table in registers.
     table.weights.resize(round_up(table.weights.size(), kTablePad), 0);
     return table;
@@ -124,7 +123,6 @@ inline void extend_plane(const uint8_t *src, size_t height, size_t width, size_t
 struct AccumulateContext {
     const int32_t *weights; // padded with zeros to a multiple of kTablePad entries
     uint32_t cap;
-    bool zero_tail;
     unsigned shift;
     size_t patch;
     size_t channels;
@@ -236,7 +234,7 @@ inline void denoise_plane(const RowKernels &kernels, const uint8_t *src, uint8_t
                           size_t pixel_stride, size_t channels, size_t search, size_t patch, const WeightTable &table,
                           Workspace &ws) {
     extend_plane(src, height, width, pixel_stride, channels, search / 2 + patch / 2, ws.ext);
-    const AccumulateContext ctx{table.weights.data(), table.cap, table.zero_tail, table.shift, patch, channels};
+    const AccumulateContext ctx{table.weights.data(), table.cap, table.shift, patch, channels};
     const size_t row_tiles = (height + kTileRows - 1) / kTileRows;
     const size_t col_tiles = (width + kTileCols - 1) / kTileCols;
     const size_t tile_cols = (width + col_tiles - 1) / col_tiles; // balanced widths
