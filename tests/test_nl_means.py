@@ -179,6 +179,7 @@ def test_input_is_not_modified(photos):
         (np.zeros((8, 8, 2), np.uint8), {}, ValueError),
         (np.zeros((8, 8, 4), np.uint8), {}, ValueError),
         (np.zeros((4, 8, 8), np.uint8), {"layout": "CHW"}, ValueError),
+        (np.zeros((1, 2, 8, 8), np.float32), {"layout": "NCHW"}, ValueError),
         (np.zeros((0, 8, 3), np.uint8), {}, ValueError),
         (np.zeros((2, 0, 8, 3), np.uint8), {"layout": "NHWC"}, ValueError),
         (np.zeros((8, 8), np.uint8), {}, ValueError),  # 2-D needs layout="HW"
@@ -209,6 +210,12 @@ def test_input_is_not_modified(photos):
 def test_bad_input(x, kwargs, error):
     with pytest.raises(error):
         ops.nl_means(x, **kwargs)
+
+
+@pytest.mark.parametrize("shape, layout", [((8, 8, 2), "HWC"), ((4, 8, 8), "CHW"), ((2, 4, 8, 8), "NCHW")])
+def test_channel_count_error_names_the_problem(shape, layout):
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        ops.nl_means(np.zeros(shape, np.uint8), layout=layout)
 
 
 def test_unsupported_isa_is_refused():
