@@ -2,6 +2,10 @@
 
 The ours-benchmarks record in extra_info the PSNR (dB) of our output against OpenCV's on several real
 photos for the same setting ("inf" when identical) and the largest absolute difference.
+
+    python bench/report.py -o 'python_files=bench_*.py' -k nl_means
+
+(pytest only collects test_*.py from a directory unless told otherwise; a file path works as is.)
 """
 
 from __future__ import annotations
