@@ -8,6 +8,7 @@ the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SI
 from __future__ import annotations
 
 from .. import _core
+from .jpeg import jpeg
 
 
 def available_isas() -> list[str]:
@@ -20,4 +21,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa"]
+__all__ = ["available_isas", "best_isa", "jpeg"]
