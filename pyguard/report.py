@@ -37,13 +37,13 @@ class GuardReport:
     def __len__(self) -> int:
         return int(self.flagged.shape[0])
 
-    def sample_lines(self) -> list[str]:
-        """One human-readable line per sample (used by ``pyguard check``)."""
+    def sample_lines(self, offset: int = 0) -> list[str]:
+        """One human-readable line per sample, numbered from ``offset`` (used by ``pyguard check``)."""
         lines = []
         squeeze = self.scores.get("squeeze")
         for i in range(len(self)):
             verdict = "FLAGGED" if self.flagged[i] else "ok"
-            parts = [f"sample {i}: {verdict}"]
+            parts = [f"sample {offset + i}: {verdict}"]
             if squeeze is not None:
                 parts.append(f"squeeze={squeeze[i]:.4f}")
             if self.reasons[i]:
