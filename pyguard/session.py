@@ -160,6 +160,8 @@ class InferenceSession(_OrtSession):
         self._optional = {a.name for a in self.get_overridable_initializers()}
         self._output_names = [o.name for o in self.get_outputs()]
         self._detector = None
+        if action == "purify" and not (profile is not None and profile.squeezers):
+            raise ConfigError("action='purify' needs a profile with at least one squeezer")
         if profile is None:
             self._primary = next((m.name for m in self._inputs.values() if m.dtype in (np.float32, np.uint8)
                                   and m.shape), next(iter(self._inputs), None))
@@ -176,8 +178,6 @@ class InferenceSession(_OrtSession):
             outputs_dynamic = all(o.shape and _is_dynamic(o.shape[0]) for o in self.get_outputs())
             dynamic = bool(meta.shape) and _is_dynamic(meta.shape[0]) and outputs_dynamic
             self._detector = _Detector(profile, meta, dynamic)
-        if action == "purify" and self._detector is None:
-            raise ConfigError("action='purify' needs a profile with at least one squeezer")
 
     @property
     def last_report(self) -> GuardReport | None:

@@ -20,11 +20,20 @@ def _init(rng, name, shape, scale):
 
 
 def classifier(*, batch="N", layout="NCHW", channels=3, size=16, classes=10, outputs=("logits",),
-               dtype=TensorProto.FLOAT, seed=0) -> bytes:
-    """conv3x3(8) -> relu -> maxpool2 -> dense(classes); outputs any of "logits", "probs", "features"."""
+               dtype=TensorProto.FLOAT, denormalize=None, seed=0) -> bytes:
+    """conv3x3(8) -> relu -> maxpool2 -> dense(classes); outputs any of "logits", "probs", "features".
+
+    ``denormalize=(mean, std)`` (NCHW, per channel) makes the model take ``(pixel - mean) / std`` and undo it
+    first, so it computes exactly what the plain model computes on the pixels."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     x = "image"
+    if denormalize is not None:
+        mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in denormalize)
+        inits += [numpy_helper.from_array(std, "norm_std"), numpy_helper.from_array(mean, "norm_mean")]
+        nodes += [helper.make_node("Mul", [x, "norm_std"], ["x_scaled"]),
+                  helper.make_node("Add", ["x_scaled", "norm_mean"], ["x_pixels"])]
+        x = "x_pixels"
     if dtype == TensorProto.UINT8:
         nodes.append(helper.make_node("Cast", [x], ["x_f"], to=TensorProto.FLOAT))
         nodes.append(helper.make_node("Div", ["x_f", "c255"], ["x_unit"]))
@@ -32,6 +41,10 @@ def classifier(*, batch="N", layout="NCHW", channels=3, size=16, classes=10, out
         x = "x_unit"
     if layout == "NHWC":
         nodes.append(helper.make_node("Transpose", [x], ["x_nchw"], perm=[0, 3, 1, 2]))
+        x = "x_nchw"
+    elif layout == "NHW":
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "channel_axis"))
+        nodes.append(helper.make_node("Unsqueeze", [x, "channel_axis"], ["x_nchw"]))
         x = "x_nchw"
     inits += [_init(rng, "W1", (8, channels, 3, 3), 0.5), _init(rng, "B1", (8,), 0.1),
               _init(rng, "W2", (8 * (size // 2) ** 2, classes), 0.3), _init(rng, "B2", (classes,), 0.1)]
@@ -44,7 +57,8 @@ def classifier(*, batch="N", layout="NCHW", channels=3, size=16, classes=10, out
         helper.make_node("Add", ["mm", "B2"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
     ]
-    shape = [batch, channels, size, size] if layout == "NCHW" else [batch, size, size, channels]
+    shape = {"NCHW": [batch, channels, size, size], "NHWC": [batch, size, size, channels],
+             "NHW": [batch, size, size]}[layout]
     dims = {"logits": [batch, classes], "probs": [batch, classes], "features": [batch, 8 * (size // 2) ** 2]}
     graph = helper.make_graph(
         nodes, "classifier", [helper.make_tensor_value_info("image", dtype, shape)],
