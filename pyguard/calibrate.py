@@ -59,7 +59,9 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         raise InputError("calibration data is empty")
     x0 = first_feed[image.name]
     if not isinstance(x0, np.ndarray) or x0.dtype not in (np.float32, np.uint8):
-        raise InputError(f"calibration data for {image.name!r} must be a float32 or uint8 array")
+        got = getattr(x0, "dtype", type(x0).__name__)
+        raise InputError(f"calibration data for {image.name!r} has dtype {got}; "
+                         "it must be a float32 or uint8 array")
     lay = _layout(layout, x0, image)
     rng, mean, std = _input_convention(x0, lay, input_range, normalization)
     first_out = sess.run([out_name], first_feed)[0]
@@ -90,7 +92,8 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         all_scores = np.concatenate(scores)
         threshold = threshold_at_fpr(all_scores, fpr)
         quantiles = {f"{q:g}": float(np.quantile(all_scores, q)) for q in QUANTILES}
-        mean_distance = [float(np.mean(np.concatenate([b[i] for b in per_squeezer]))) for i in range(len(specs))]
+        mean_distance = [float(np.mean(np.concatenate([b[i] for b in per_squeezer])))
+                         for i in range(len(specs))]
         purifier = specs[int(np.argmin(mean_distance))]  # the squeezer that disturbs clean inputs least
     return GuardProfile(
         model_sha256=draft.model_sha256, input=spec, output_name=out_name, output_kind=kind, squeezers=specs,
@@ -118,7 +121,8 @@ def _image_input(sess: InferenceSession, input_name: str | None, data):
             if i.name == input_name:
                 return i
         raise InputError(f"model has no input {input_name!r}; inputs: {[i.name for i in inputs]}")
-    images = [i for i in inputs if i.type in ("tensor(float)", "tensor(uint8)") and len(i.shape or []) in (3, 4)]
+    images = [i for i in inputs
+              if i.type in ("tensor(float)", "tensor(uint8)") and len(i.shape or []) in (3, 4)]
     if len(images) == 1:
         return images[0]
     if len(inputs) == 1:
@@ -136,7 +140,8 @@ def _class_output(sess: InferenceSession, output_name: str | None) -> str:
     for o in outputs:
         if o.shape and len(o.shape) >= 2 and not (isinstance(o.shape[-1], int) and o.shape[-1] < 2):
             return o.name
-    raise ConfigError(f"no output looks like class scores among {[o.name for o in outputs]}; pass output_name=")
+    names = [o.name for o in outputs]
+    raise ConfigError(f"no output looks like class scores among {names}; pass output_name=")
 
 
 def _fixed_batch(image) -> int | None:

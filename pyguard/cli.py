@@ -51,21 +51,23 @@ def cmd_calibrate(args) -> int:
             raise GuardError("--mean and --std go together")
         normalization = (args.mean, args.std)
     with Progress("calibrating", len(data)) as progress:
-        profile = calibrate(args.model, data, squeezers=_squeezer_list(args.squeezers), fpr=args.fpr,
-                            input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
-                            input_range=tuple(args.range) if args.range else None, normalization=normalization,
-                            layout=args.layout, sess_options=_session_options(args.threads), progress=progress)
+        profile = calibrate(
+            args.model, data, squeezers=_squeezer_list(args.squeezers), fpr=args.fpr,
+            input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
+            input_range=tuple(args.range) if args.range else None, normalization=normalization,
+            layout=args.layout, sess_options=_session_options(args.threads), progress=progress)
     profile.save(args.output)
     print(f"calibrated on {profile.n_calibration} samples: squeezers {', '.join(profile.squeezers)}, "
           f"threshold {profile.threshold:.6f} at fpr {profile.fpr}")
-    print(f"input {profile.input.name!r} {profile.input.layout} {profile.input.dtype} range {profile.input.range}"
-          f"{' normalized' if profile.input.normalized else ''}; output {profile.output_name!r} "
+    spec = profile.input
+    print(f"input {spec.name!r} {spec.layout} {spec.dtype} range {spec.range}"
+          f"{' normalized' if spec.normalized else ''}; output {profile.output_name!r} "
           f"({profile.output_kind}); purifier {profile.purifier}")
     print(f"profile written to {args.output}")
     return 0
 
 
-# ---- check ---------------------------------------------------------------------------------------------------
+# ---- check -------------------------------------------------------------------------------------------------
 def cmd_check(args) -> int:
     from ._progress import Progress
     from .profile import GuardProfile
@@ -89,7 +91,7 @@ def cmd_check(args) -> int:
     return 1 if flagged_total else 0
 
 
-# ---- bench -----------------------------------------------------------------------------------------------------
+# ---- bench -------------------------------------------------------------------------------------------------
 def _builtin_models() -> list[tuple[str, str, tuple[int, ...] | None]]:
     """(label, path, shape) of the models `pyguard bench` measures without an argument."""
     models = []
@@ -121,7 +123,8 @@ def _input_shape(sess, name: str, shape_arg) -> tuple[int, ...]:
     if dims and not isinstance(dims[0], int):
         dims[0] = 1
     if any(not isinstance(d, int) for d in dims):
-        raise GuardError(f"input {name!r} has dynamic dimensions {meta.shape}; pass --shape, e.g. 1,3,224,224")
+        raise GuardError(f"input {name!r} has dynamic dimensions {meta.shape}; "
+                         "pass --shape, e.g. 1,3,224,224")
     return tuple(dims)
 
 
@@ -183,7 +186,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-# ---- demo / kernels --------------------------------------------------------------------------------------------
+# ---- demo / kernels ----------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -197,16 +200,18 @@ def cmd_kernels(argv: list[str]) -> int:
     return int(kernel_demo.main(argv) or 0)
 
 
-# ---- parser ----------------------------------------------------------------------------------------------------
+# ---- parser ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyguard", description="Native inference guard for ONNX Runtime.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="calibrate and run the guard on the bundled digits model",
-                       description="Calibrate on the bundled digits classifier, then report the false-positive "
-                                   "rate on clean images, the detection rate per attack on successful adversarial "
-                                   "examples, ROC-AUC and the latency overhead against plain onnxruntime.")
-    d.add_argument("--squeezers", default=None, help="comma-separated squeezers (default: bit_depth:1,median:2)")
+                       description="Calibrate on the bundled digits classifier, then report the "
+                                   "false-positive rate on clean images, the detection rate per attack on "
+                                   "successful adversarial examples, ROC-AUC and the latency overhead "
+                                   "against plain onnxruntime.")
+    d.add_argument("--squeezers", default=None,
+                   help="comma-separated squeezers (default: bit_depth:1,median:2)")
     d.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     d.add_argument("--seconds", type=float, default=1.5, help="time budget of each latency measurement")
     d.set_defaults(fn=cmd_demo)
@@ -215,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run MODEL on clean images and write a guard profile (JSON).")
     c.add_argument("model", help="ONNX model path")
     c.add_argument("--data", required=True, help="clean images, .npy (first axis = samples)")
-    c.add_argument("--squeezers", default=DEFAULT_SQUEEZERS, help=f"comma-separated (default {DEFAULT_SQUEEZERS})")
+    c.add_argument("--squeezers", default=DEFAULT_SQUEEZERS,
+                   help=f"comma-separated (default {DEFAULT_SQUEEZERS})")
     c.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     c.add_argument("--input-name", default=None)
     c.add_argument("--output-name", default=None)
@@ -229,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_calibrate)
 
     k = sub.add_parser("check", help="check images against a profile (exit 1 if any is flagged)",
-                       description="Run MODEL guarded by PROFILE on the images and print a verdict per sample; "
-                                   "the exit code is 1 when any sample is flagged.")
+                       description="Run MODEL guarded by PROFILE on the images and print a verdict per "
+                                   "sample; the exit code is 1 when any sample is flagged.")
     k.add_argument("model")
     k.add_argument("--profile", required=True)
     k.add_argument("--data", required=True, help="images, .npy (first axis = samples)")
@@ -240,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=cmd_check)
 
     b = sub.add_parser("bench", help="plain vs guarded latency on this machine",
-                       description="Median latency of plain onnxruntime, sanity-only monitoring and the squeeze "
-                                   "detector, on MODEL or on the built-in models.")
+                       description="Median latency of plain onnxruntime, sanity-only monitoring and the "
+                                   "squeeze detector, on MODEL or on the built-in models.")
     b.add_argument("model", nargs="?", help="ONNX model path (default: the built-in models)")
     b.add_argument("--shape", default=None, help="input shape for dynamic dimensions, e.g. 1,3,224,224")
     b.add_argument("--squeezers", default=DEFAULT_SQUEEZERS)

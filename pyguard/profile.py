@@ -17,6 +17,10 @@ FORMAT = "pyguard-profile"
 FORMAT_VERSION = 1
 
 
+_REQUIRED = ("model_sha256", "output_name", "output_kind", "squeezers", "threshold", "fpr")
+_OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created")
+
+
 def model_sha256(model: str | os.PathLike | bytes) -> str:
     """sha256 of the model's bytes (a path is read in chunks)."""
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -133,10 +137,8 @@ class GuardProfile:
             if len(inp["range"]) != 2:
                 raise ValueError("input range needs two values")
             spec = InputSpec(**inp)
-            fields = {k: d[k] for k in ("model_sha256", "output_name", "output_kind", "squeezers", "threshold",
-                                        "fpr")}
-            optional = {k: d[k] for k in ("purifier", "n_calibration", "score_quantiles", "versions", "created")
-                        if k in d}
+            fields = {k: d[k] for k in _REQUIRED}
+            optional = {k: d[k] for k in _OPTIONAL if k in d}
             if not isinstance(fields["squeezers"], list):
                 raise TypeError("squeezers must be a list")
             return cls(input=spec, **fields, **optional)

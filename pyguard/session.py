@@ -30,7 +30,8 @@ ACTIONS = ("monitor", "reject", "purify")
 # onnxruntime tensor type strings -> numpy dtypes (the ones a feed can be checked against).
 _ORT_DTYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16, "tensor(int16)": np.int16,
+    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16,
+    "tensor(int16)": np.int16,
     "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint32)": np.uint32,
     "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
 }
@@ -192,7 +193,8 @@ class InferenceSession(_OrtSession):
     def run_with_report(self, output_names, input_feed, run_options=None) -> tuple[list, GuardReport]:
         t0 = time.perf_counter()
         if not isinstance(input_feed, dict):
-            raise InputError(f"input_feed must be a dict of input name -> array, got {type(input_feed).__name__}")
+            raise InputError("input_feed must be a dict of input name -> array, "
+                             f"got {type(input_feed).__name__}")
         names = list(self._output_names) if not output_names else list(output_names)
         unknown = [n for n in names if n not in self._output_names]
         if unknown:
@@ -288,7 +290,7 @@ class InferenceSession(_OrtSession):
         prob_index = run_names.index(det.output_name)
         if joint:
             outputs, per_slot = self._run_joint(run_names, feed, ws, n, run_options)
-            if (x.shape not in det.joint_ok) and not self._verify_joint(run_names, feed, outputs, run_options):
+            if x.shape not in det.joint_ok and not self._verify_joint(run_names, feed, outputs, run_options):
                 det.joint_ok[x.shape] = False  # batching changed the numbers: run the original alone
                 outputs = _OrtSession.run(self, run_names, feed, run_options)
                 per_slot = None

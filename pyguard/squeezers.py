@@ -32,7 +32,8 @@ class Squeezer:
     def spec(self) -> str:
         raise NotImplementedError
 
-    def apply(self, x: np.ndarray, out: np.ndarray, *, layout: str, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    def apply(self, x: np.ndarray, out: np.ndarray, *, layout: str, lo: float = 0.0,
+              hi: float = 1.0) -> np.ndarray:
         """Squeeze a batch ``x`` into ``out`` (same shape and dtype) and return ``out``."""
         raise NotImplementedError
 
@@ -148,10 +149,11 @@ def parse(spec: str | Squeezer) -> Squeezer:
     if isinstance(spec, Squeezer):
         return spec
     if not isinstance(spec, str):
-        raise ConfigError(f"a squeezer is a string such as 'median:2' or a Squeezer, got {type(spec).__name__}")
+        raise ConfigError("a squeezer is a string such as 'median:2' or a Squeezer, "
+                          f"got {type(spec).__name__}")
     kind, sep, arg = spec.strip().partition(":")
     if not sep or not arg:
-        raise ConfigError(f"bad squeezer {spec!r}: expected 'kind:argument', e.g. 'bit_depth:5' or 'median:2'")
+        raise ConfigError(f"bad squeezer {spec!r}: expected 'kind:argument', e.g. 'bit_depth:5', 'median:2'")
     if kind == "bit_depth":
         return BitDepth(_int(arg, spec))
     if kind == "median":

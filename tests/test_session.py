@@ -6,6 +6,7 @@ import dataclasses
 import threading
 import tracemalloc
 
+import models
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -14,8 +15,6 @@ from onnx import TensorProto
 import pyguard
 from pyguard import ops
 from pyguard.session import _OrtSession
-
-import models
 
 SQUEEZERS = ("bit_depth:4", "median:2")
 
@@ -33,7 +32,8 @@ def _cases():
     return {
         "dynamic_nchw_logits": (models.classifier(outputs=("logits",)),
                                 lambda n: {"image": models.images(n, seed=n)}, {}),
-        "dynamic_nhwc_logits_probs": (models.classifier(layout="NHWC", outputs=("logits", "probs", "features")),
+        "dynamic_nhwc_logits_probs": (models.classifier(layout="NHWC",
+                                                        outputs=("logits", "probs", "features")),
                                       lambda n: {"image": models.images(n, layout="NHWC", seed=n)}, {}),
         "fixed_batch_probs": (models.classifier(batch=2, outputs=("probs",)),
                               lambda n: {"image": models.images(2, seed=n)}, {}),
@@ -67,7 +67,7 @@ def profiles():
     return out
 
 
-# ---- drop-in: monitor outputs are onnxruntime's, bit for bit --------------------------------------------------
+# ---- drop-in: monitor outputs are onnxruntime's, bit for bit -----------------------------------------------
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("with_profile", [False, True], ids=["sanity", "detector"])
 @pytest.mark.parametrize("n", [1, 3])
@@ -118,7 +118,7 @@ def test_last_report_is_per_thread():
     assert seen == [None] and len(sess.last_report) == 3
 
 
-# ---- detector mechanics ---------------------------------------------------------------------------------------------
+# ---- detector mechanics ------------------------------------------------------------------------------------
 class RunCounter:
     def __init__(self, monkeypatch):
         self.batches = []
@@ -195,7 +195,8 @@ def test_normalized_input_is_squeezed_in_pixel_space():
     p_norm = pyguard.calibrate(norm_model, normalized[:32], squeezers=SQUEEZERS, fpr=0.1,
                                normalization=(mean, std))
     assert p_norm.input.range == (0.0, 1.0) and p_norm.input.mean == pytest.approx(mean)
-    _, r_pix = pyguard.InferenceSession(pixel_model, profile=p_pix).run_with_report(None, {"image": pixels[32:]})
+    _, r_pix = pyguard.InferenceSession(pixel_model, profile=p_pix).run_with_report(
+        None, {"image": pixels[32:]})
     _, r_norm = pyguard.InferenceSession(norm_model, profile=p_norm).run_with_report(
         None, {"image": normalized[32:]})
     np.testing.assert_allclose(r_norm.scores["squeeze"], r_pix.scores["squeeze"], atol=2e-3)
@@ -220,7 +221,7 @@ def test_buffers_are_reused_across_calls(profiles):
     assert peak < stack.nbytes // 2, f"a steady-state call allocated {peak} bytes (stack is {stack.nbytes})"
 
 
-# ---- sanity checks and actions ----------------------------------------------------------------------------------------
+# ---- sanity checks and actions -----------------------------------------------------------------------------
 def test_non_finite_inputs_are_flagged_without_a_profile():
     model = models.classifier()
     x = models.images(3)
@@ -284,7 +285,7 @@ def test_purify_returns_the_squeezed_outputs_for_flagged_samples(case, profiles)
     np.testing.assert_array_equal(got[0][1], want_clean)
 
 
-# ---- concurrency -------------------------------------------------------------------------------------------------------
+# ---- concurrency -------------------------------------------------------------------------------------------
 def test_threads_on_one_session_give_the_serial_reports(profiles):
     model, _, _ = CASES["dynamic_nchw_logits"]
     sess = pyguard.InferenceSession(model, profile=profiles["dynamic_nchw_logits"])
@@ -315,7 +316,7 @@ def test_threads_on_one_session_give_the_serial_reports(profiles):
         np.testing.assert_array_equal(t_report.flagged, report.flagged)
 
 
-# ---- error paths ------------------------------------------------------------------------------------------------------
+# ---- error paths -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def guarded(profiles):
     model, _, _ = CASES["dynamic_nchw_logits"]
