@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import _core
 from .jpeg import jpeg
+from .median import median_filter
 
 
 def available_isas() -> list[str]:
@@ -21,4 +22,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "jpeg"]
+__all__ = ["available_isas", "best_isa", "jpeg", "median_filter"]
