@@ -8,6 +8,7 @@ the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SI
 from __future__ import annotations
 
 from .. import _core
+from .bit_depth import bit_depth
 from .jpeg import jpeg
 from .median import median_filter
 from .nl_means import nl_means
@@ -23,4 +24,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "jpeg", "median_filter", "nl_means"]
+__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg", "median_filter", "nl_means"]
