@@ -129,7 +129,7 @@ def _input_shape(sess, name: str, shape_arg) -> tuple[int, ...]:
 
 
 def bench_model(label: str, model: str, *, squeezers: list[str], shape_arg=None, seconds=2.0, threads=1,
-                stream=sys.stdout) -> dict[str, float]:
+                stream=None) -> dict[str, float]:
     """Median latency of plain onnxruntime, sanity-only monitor and the squeeze detector on one model."""
     import warnings
 
@@ -140,6 +140,7 @@ def bench_model(label: str, model: str, *, squeezers: list[str], shape_arg=None,
     from .calibrate import calibrate
     from .session import InferenceSession
 
+    stream = stream if stream is not None else sys.stdout
     so = _session_options(threads)
     plain = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     image = plain.get_inputs()[0]
