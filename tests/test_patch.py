@@ -27,7 +27,8 @@ def setup(tmp_path):
     (tmp_path / "other.onnx").write_bytes(other_model)
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    profile = pyguard.calibrate(guarded_model, models.images(40), squeezers=("bit_depth:4", "median:2"), fpr=0.1)
+    profile = pyguard.calibrate(guarded_model, models.images(40), squeezers=("bit_depth:4", "median:2"),
+                                fpr=0.1)
     profile.save(profiles / "any-name.json")
     (profiles / "unrelated.json").write_text(json.dumps({"some": "config"}))
     (profiles / "broken.json").write_text("{oops")
