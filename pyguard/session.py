@@ -327,17 +327,18 @@ class InferenceSession(_OrtSession):
             zeros = np.zeros(n, dtype=np.int64)
             return zeros, zeros.copy(), x
         if det.affine is None:
-            checks = ops.sample_checks(x, lo=det.lo, hi=det.hi)
+            checks = ops.sample_checks(x, lo=det.lo, hi=det.hi, grid=None)
             nonfinite, out_of_range = checks.nonfinite, checks.out_of_range
             src = _finite_copy(x, nonfinite, det.lo) if nonfinite.any() else x
             return nonfinite, out_of_range, src
-        nonfinite = ops.sample_checks(x).nonfinite
+        nonfinite = ops.sample_checks(x, grid=None).nonfinite
         a, b = det.affine
         np.multiply(x, a, out=ws.unit)
         np.add(ws.unit, b, out=ws.unit)
         if nonfinite.any():
             ws.unit[~np.isfinite(ws.unit)] = 0.0
-        out_of_range = ops.sample_checks(ws.unit, lo=-_UNIT_TOLERANCE, hi=1.0 + _UNIT_TOLERANCE).out_of_range
+        out_of_range = ops.sample_checks(ws.unit, lo=-_UNIT_TOLERANCE, hi=1.0 + _UNIT_TOLERANCE,
+                                          grid=None).out_of_range
         return nonfinite, out_of_range, ws.unit
 
     def _other_feed(self, feed: dict, n: int, copies: int, ws: _Workspace | None) -> dict:
@@ -415,7 +416,7 @@ def _ms(t0: float) -> float:
 
 def _nonfinite_counts(value: np.ndarray) -> np.ndarray:
     if value.dtype == np.float32:
-        return ops.sample_checks(value).nonfinite
+        return ops.sample_checks(value, grid=None).nonfinite
     flat = np.ascontiguousarray(value).reshape(value.shape[0], -1)
     return (~np.isfinite(flat)).sum(axis=1).astype(np.int64)
 
