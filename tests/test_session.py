@@ -144,6 +144,27 @@ def test_dynamic_batch_runs_original_and_squeezed_in_one_batch(profiles, monkeyp
     assert counter.batches == [9, 9, 9]
 
 
+def test_falls_back_to_separate_runs_when_batching_changes_the_numbers(profiles, monkeypatch):
+    model, feed_of, _ = CASES["dynamic_nchw_logits"]
+    sess = pyguard.InferenceSession(model, profile=profiles["dynamic_nchw_logits"])
+    original = _OrtSession.run
+    batches = []
+
+    def inexact(s, names, feed, run_options=None):  # a provider whose batched results differ slightly
+        batches.append(feed["image"].shape[0])
+        out = original(s, names, feed, run_options)
+        return [o + np.float32(1e-6) for o in out] if feed["image"].shape[0] > 2 else out
+
+    monkeypatch.setattr(_OrtSession, "run", inexact)
+    feed = feed_of(2)
+    want = original(sess, None, feed)
+    for _ in range(2):
+        got, report = sess.run_with_report(None, feed)
+        assert same_bits(got[0], want[0])
+    assert batches == [6, 2, 2, 2, 2]  # then: original alone + one run per squeezed copy
+    assert np.isfinite(report.scores["squeeze"]).all()
+
+
 def test_fixed_batch_runs_once_per_copy(profiles, monkeypatch):
     model, feed_of, _ = CASES["fixed_batch_probs"]
     sess = pyguard.InferenceSession(model, profile=profiles["fixed_batch_probs"])
