@@ -161,7 +161,7 @@ def test_falls_back_to_separate_runs_when_batching_changes_the_numbers(profiles,
     for _ in range(2):
         got, report = sess.run_with_report(None, feed)
         assert same_bits(got[0], want[0])
-    assert batches == [6, 2, 2, 2, 2]  # then: original alone + one run per squeezed copy
+    assert batches == [6, 2, 2, 2] + [2, 2, 2]  # batched + check + 2 copies; then 3 separate runs
     assert np.isfinite(report.scores["squeeze"]).all()
 
 
