@@ -405,3 +405,38 @@ def test_bad_action_and_profile_type():
         pyguard.InferenceSession(model, profile={"threshold": 1})
     with pytest.raises(pyguard.ConfigError, match="purify"):
         pyguard.InferenceSession(model, action="purify")
+
+
+# ---- every squeezer on every layout -----------------------------------------------------------------------------
+def _direct_squeeze(spec, x, layout):
+    """The squeezer applied with pyguard.ops directly (NHW images go through as one-channel NHWC)."""
+    view, lay = (x[..., None], "NHWC") if layout == "NHW" else (x, layout)
+    kind, arg = spec.split(":")
+    if kind == "bit_depth":
+        out = ops.bit_depth(view, int(arg))
+    elif kind == "median":
+        out = ops.median_filter(view, int(arg), layout=lay)
+    elif kind == "jpeg":
+        out = ops.jpeg(view, int(arg), layout=lay)
+    else:
+        search, patch, h = arg.split("-")
+        out = ops.nl_means(view, search=int(search), patch=int(patch), h=float(h), layout=lay)
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("spec", ["bit_depth:3", "median:3", "median:5", "jpeg:75", "nl_means:5-3-4"])
+@pytest.mark.parametrize("layout, dtype", [("NCHW", np.float32), ("NHWC", np.float32), ("NHW", np.float32),
+                                           ("NCHW", np.uint8)])
+def test_every_squeezer_on_every_layout(spec, layout, dtype):
+    channels = 1 if layout == "NHW" else 3
+    model = models.classifier(layout=layout, channels=channels, outputs=("probs",),
+                              dtype=TensorProto.UINT8 if dtype == np.uint8 else TensorProto.FLOAT)
+    data = models.images(12, layout="NHWC" if layout == "NHWC" else "NCHW", channels=channels, dtype=dtype)
+    if layout == "NHW":
+        data = np.ascontiguousarray(data[:, 0])
+    profile = pyguard.calibrate(model, data[:10], squeezers=(spec,), fpr=0.1)
+    x = data[10:]
+    _, report = pyguard.InferenceSession(model, profile=profile).run_with_report(None, {"image": x})
+    p0 = plain_run(model, {"image": x})[0].astype(np.float64)
+    p1 = plain_run(model, {"image": _direct_squeeze(spec, x, layout)})[0].astype(np.float64)
+    np.testing.assert_allclose(report.scores["squeeze"], np.abs(p0 - p1).sum(axis=1), rtol=1e-6, atol=1e-9)
