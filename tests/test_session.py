@@ -407,7 +407,7 @@ def test_bad_action_and_profile_type():
         pyguard.InferenceSession(model, action="purify")
 
 
-# ---- every squeezer on every layout -----------------------------------------------------------------------------
+# ---- every squeezer on every layout ------------------------------------------------------------------------
 def _direct_squeeze(spec, x, layout):
     """The squeezer applied with pyguard.ops directly (NHW images go through as one-channel NHWC)."""
     view, lay = (x[..., None], "NHWC") if layout == "NHW" else (x, layout)
