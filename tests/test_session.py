@@ -357,6 +357,16 @@ def test_bad_feeds_raise_input_error(guarded, feed, match):
         guarded.run(None, feed)
 
 
+def test_ort_values_pass_through_sanity_only_sessions(guarded):
+    model = CASES["dynamic_nchw_logits"][0]
+    x = models.images(2)
+    value = ort.OrtValue.ortvalue_from_numpy(x)
+    assert same_bits(pyguard.InferenceSession(model).run(None, {"image": value})[0],
+                     plain_run(model, {"image": x})[0])
+    with pytest.raises(pyguard.InputError, match="must be a numpy array"):
+        guarded.run(None, {"image": value})  # the detector needs the pixels
+
+
 def test_bad_feed_on_fixed_batch_and_bad_output_name(profiles):
     model, feed_of, _ = CASES["fixed_batch_probs"]
     sess = pyguard.InferenceSession(model, profile=profiles["fixed_batch_probs"])
