@@ -227,7 +227,7 @@ class InferenceSession(_OrtSession):
                 raise InputError(f"unknown input name {name!r}; model inputs: {list(self._inputs)}")
             if isinstance(value, np.ndarray):
                 meta.check(value)
-            elif name == self._primary and (self._detector is not None or not isinstance(value, _ort.OrtValue)):
+            elif name == self._primary and (self._detector or not isinstance(value, _ort.OrtValue)):
                 raise InputError(f"input {name!r} must be a numpy array, got {type(value).__name__}")
         missing = [n for n in self._inputs if n not in feed]
         if missing:
