@@ -160,6 +160,7 @@ class InferenceSession(_OrtSession):
         self._inputs = {a.name: _InputMeta(a) for a in self.get_inputs()}
         self._optional = {a.name for a in self.get_overridable_initializers()}
         self._output_names = [o.name for o in self.get_outputs()]
+        self._output_set = frozenset(self._output_names)
         self._detector = None
         if action == "purify" and not (profile is not None and profile.squeezers):
             raise ConfigError("action='purify' needs a profile with at least one squeezer")
@@ -195,10 +196,13 @@ class InferenceSession(_OrtSession):
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array, "
                              f"got {type(input_feed).__name__}")
-        names = list(self._output_names) if not output_names else list(output_names)
-        unknown = [n for n in names if n not in self._output_names]
-        if unknown:
-            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        if output_names:
+            names = list(output_names)
+            unknown = [n for n in names if n not in self._output_set]
+            if unknown:
+                raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        else:
+            names = self._output_names
         self._check_feed(input_feed)
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
@@ -389,19 +393,18 @@ class InferenceSession(_OrtSession):
         return result
 
     def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
-        flagged = (nonfinite > 0) | (out_of_range > 0)
         squeeze = extra.get("squeeze")
-        if squeeze is not None:
-            flagged = flagged | (squeeze > threshold)
-        reasons = [[] for _ in range(n)]
-        for i in np.flatnonzero(flagged):
-            r = reasons[i]
-            if nonfinite[i]:
-                r.append("non_finite")
-            if out_of_range[i]:
-                r.append("input_range")
-            if squeeze is not None and squeeze[i] > threshold:
-                r.append("squeeze")
+        bad_values = nonfinite > 0
+        bad_range = out_of_range > 0
+        above = squeeze > threshold if squeeze is not None else None
+        flagged = bad_values | bad_range
+        if above is not None:
+            flagged |= above
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        if flagged.any():  # rare: name the reasons of each flagged sample
+            for i in np.flatnonzero(flagged).tolist():
+                reasons[i] = [name for name, hit in (("non_finite", bad_values), ("input_range", bad_range),
+                                                     ("squeeze", above)) if hit is not None and hit[i]]
         scores = {"non_finite": nonfinite, "out_of_range": out_of_range, **extra}
         return GuardReport(flagged=flagged, scores=scores, reasons=reasons, threshold=threshold,
                            timings=timings, action=self.action)
