@@ -128,6 +128,12 @@ class InferenceSession(_OrtSession):
         action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
+
+    Every ``run`` first checks the feed against the model (unknown or missing input names, dtype, rank,
+    fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
+    outside the profile's input range ``"input_range"``; like a squeeze detection, these raise
+    :class:`AdversarialInputError` under ``action="reject"``. The report of the calling thread's last run
+    is :attr:`last_report`.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
