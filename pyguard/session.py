@@ -326,7 +326,8 @@ class InferenceSession(_OrtSession):
         else:
             probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
         scores, per_squeezer = _squeeze_scores(probs, det.logits)
-        scores[nonfinite > 0] = np.inf
+        if nonfinite.any():
+            scores[nonfinite > 0] = np.inf  # NaN/Inf samples were squeezed from a cleaned copy
         extra = {"squeeze": scores, **dict(zip(det.keys, per_squeezer))}
         report = self._report(n, nonfinite, out_of_range, det.threshold, extra, timings)
         user = [outputs[run_names.index(name)] for name in names]
@@ -406,12 +407,15 @@ class InferenceSession(_OrtSession):
 
     def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
         squeeze = extra.get("squeeze")
-        bad_values = nonfinite > 0
-        bad_range = out_of_range > 0
         above = squeeze > threshold if squeeze is not None else None
-        flagged = bad_values | bad_range
-        if above is not None:
-            flagged |= above
+        if nonfinite.any() or out_of_range.any():
+            bad_values, bad_range = nonfinite > 0, out_of_range > 0
+            flagged = bad_values | bad_range
+            if above is not None:
+                flagged |= above
+        else:  # the common case: only the squeeze test can flag
+            bad_values = bad_range = None
+            flagged = above if above is not None else np.zeros(n, dtype=bool)
         reasons: list[list[str]] = [[] for _ in range(n)]
         if flagged.any():  # rare: name the reasons of each flagged sample
             for i in np.flatnonzero(flagged).tolist():
