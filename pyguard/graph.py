@@ -1,0 +1,472 @@
+"""In-graph guard: one ONNX model that holds the original model, its squeezed runs and the detector.
+
+The squeezers, input checks, activation-range checks and the Feature Squeezing score are standard ONNX
+operators, so the guard runs on whatever execution provider runs the model (CUDA, TensorRT, ...) with no
+copy to the host. :func:`build_guard_graph` takes explicit parameters; :func:`compile_guard` reads them
+from a :class:`pyguard.GuardProfile`.
+
+How the model is embedded:
+
+* the original graph is kept as is and computes the declared outputs from the caller's input, so they
+  are exactly what the plain model computes (same nodes, same batch size);
+* the squeezed copies run through one renamed copy of the graph that shares the original's weights
+  (initializers are referenced, not duplicated). With a dynamic batch axis the copies are concatenated
+  along it and run once; with a fixed batch axis each squeezed copy gets its own renamed copy.
+
+Extra outputs: ``pyguard_scores`` (float32 [N, n_squeezers + 1]: each squeezer's L1 distance, then their
+max), ``pyguard_flags`` (bool [N]: squeeze score > threshold, or any input/activation check failed),
+``pyguard_nan_count``, ``pyguard_inf_count``, ``pyguard_out_of_range_count`` (int32 [N], with input
+checks) and ``pyguard_activation_count`` (int32 [N, L]) / ``pyguard_activation_excess`` (float32 [N, L])
+for activation bounds on L tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from . import graph_ops as ops
+from .graph_ops import Builder
+
+#: Squeezers with a standard-operator form, and their parameter ranges.
+GRAPH_SQUEEZERS = {"bit_depth": range(1, 25), "median": ops.MEDIAN_SIZES}
+#: Squeezers that exist in native mode only.
+NATIVE_ONLY_SQUEEZERS = ("nl_means", "jpeg")
+
+SCORES = "pyguard_scores"
+FLAGS = "pyguard_flags"
+NAN_COUNT = "pyguard_nan_count"
+INF_COUNT = "pyguard_inf_count"
+OUT_OF_RANGE_COUNT = "pyguard_out_of_range_count"
+ACTIVATION_COUNT = "pyguard_activation_count"
+ACTIVATION_EXCESS = "pyguard_activation_excess"
+METADATA_KEY = "pyguard.guard"
+
+
+# ---- arguments ----------------------------------------------------------------------------------------
+
+def parse_squeezer(spec: str) -> tuple[str, int]:
+    """"bit_depth:5" -> ("bit_depth", 5); refuses squeezers without a standard-operator form."""
+    if not isinstance(spec, str):
+        spec = getattr(spec, "spec", spec)
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ValueError(f"squeezer must be a string like 'bit_depth:5' or 'median:2', got {spec!r}")
+    kind, _, param = spec.partition(":")
+    kind = kind.strip()
+    if kind in NATIVE_ONLY_SQUEEZERS:
+        raise ValueError(f"squeezer {spec!r} has no standard-operator form; use guard_mode='native'")
+    if kind not in GRAPH_SQUEEZERS:
+        raise ValueError(f"unknown squeezer {spec!r}; in-graph squeezers: bit_depth:BITS, median:SIZE")
+    try:
+        value = int(param)
+    except ValueError:
+        raise ValueError(f"squeezer {spec!r}: parameter must be an integer") from None
+    if value not in GRAPH_SQUEEZERS[kind]:
+        allowed = GRAPH_SQUEEZERS[kind]
+        text = f"{allowed.start}..{allowed.stop - 1}" if isinstance(allowed, range) else str(list(allowed))
+        raise ValueError(f"squeezer {spec!r}: parameter must be in {text}")
+    return kind, value
+
+
+def load_model(model: onnx.ModelProto | str | os.PathLike | bytes) -> onnx.ModelProto:
+    """A private copy of the model (a ModelProto, a path, or serialized bytes)."""
+    if isinstance(model, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        return copy
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return onnx.load_from_string(bytes(model))
+    if isinstance(model, (str, os.PathLike)):
+        return onnx.load(os.fspath(model))
+    raise TypeError(f"model must be an onnx.ModelProto, a path or bytes, got {type(model).__name__}")
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    raise ValueError("model imports no default-domain ONNX opset")
+
+
+def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    inits = {i.name for i in graph.initializer}
+    return [i for i in graph.input if i.name not in inits]
+
+
+def pick_input(graph: onnx.GraphProto, name: str | None) -> onnx.ValueInfoProto:
+    inputs = real_inputs(graph)
+    if name is None:
+        if len(inputs) != 1:
+            raise ValueError(f"model has {len(inputs)} inputs {[i.name for i in inputs]}; pass input_name")
+        return inputs[0]
+    for i in inputs:
+        if i.name == name:
+            return i
+    raise ValueError(f"model has no input {name!r}; inputs: {[i.name for i in inputs]}")
+
+
+def pick_output(graph: onnx.GraphProto, name: str | None) -> str:
+    names = [o.name for o in graph.output]
+    if name is None:
+        if len(names) != 1:
+            raise ValueError(f"model has {len(names)} outputs {names}; pass output_name")
+        return names[0]
+    if name not in names:
+        raise ValueError(f"model has no output {name!r}; outputs: {names}")
+    return name
+
+
+def dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None:
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+
+
+def batch_is_dynamic(value_info: onnx.ValueInfoProto) -> bool:
+    shape = dims(value_info)
+    return shape is None or not shape or not isinstance(shape[0], int)
+
+
+def resolve_logits(graph: onnx.GraphProto, output_name: str, output_kind: str) -> bool:
+    """True when softmax must be applied: "logits", or "auto" and the output is not made by a Softmax."""
+    if output_kind == "logits":
+        return True
+    if output_kind == "probabilities":
+        return False
+    if output_kind != "auto":
+        raise ValueError(f"output_kind must be 'auto', 'logits' or 'probabilities', got {output_kind!r}")
+    producer = next((n for n in graph.node if output_name in n.output), None)
+    return producer is None or producer.op_type != "Softmax"
+
+
+def normalization_arrays(normalization, layout: str) -> tuple[np.ndarray, np.ndarray] | None:
+    if normalization is None:
+        return None
+    try:
+        mean, std = normalization
+    except (TypeError, ValueError):
+        raise ValueError("normalization must be a (mean, std) pair") from None
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    if mean.shape != std.shape:
+        raise ValueError(f"normalization mean and std differ in shape: {mean.shape} vs {std.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("normalization needs finite means and positive finite stds")
+    return ops.channel_shape(layout, mean), ops.channel_shape(layout, std)
+
+
+# ---- embedding the model ------------------------------------------------------------------------------
+
+def renamed_nodes(graph: onnx.GraphProto, prefix: str, keep: set[str],
+                  mapping: Mapping[str, str]) -> list[onnx.NodeProto]:
+    """Copies of ``graph``'s nodes with every tensor (and node) name prefixed, except names in ``keep``
+    (shared weights, pass-through inputs) and names in ``mapping`` (redirected inputs). Subgraphs (If,
+    Loop, Scan bodies) are renamed with the same rule, so outer-scope references stay consistent."""
+
+    def rename(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return mapping.get(name, prefix + name)
+
+    def rename_graph(g: onnx.GraphProto) -> None:
+        for vi in (*g.input, *g.output, *g.value_info):
+            vi.name = rename(vi.name)
+        for init in g.initializer:
+            init.name = rename(init.name)
+        for node in g.node:
+            rename_node(node)
+
+    def rename_node(node: onnx.NodeProto) -> None:
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+        if node.name:
+            node.name = prefix + node.name
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                rename_graph(attr.g)
+            for sub in attr.graphs:
+                rename_graph(sub)
+
+    copies = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        rename_node(copy)
+        copies.append(copy)
+    return copies
+
+
+def unused_prefix(taken: set[str], base: str) -> str:
+    k = 0
+    while True:
+        prefix = f"{base}{k}/" if k else f"{base}/"
+        if not any(n.startswith(prefix) for n in taken):
+            return prefix
+        k += 1
+
+
+def run_copy(b: Builder, original: Sequence[onnx.NodeProto], graph: onnx.GraphProto, image: str,
+             copy_input: str, outputs: Sequence[str], repeat_inputs: Mapping[str, int],
+             label: str) -> list[str]:
+    """Append one renamed copy of the original nodes, fed ``copy_input`` instead of ``image``; other
+    inputs with a dynamic batch axis are repeated ``repeat_inputs[name]`` times along it. Returns the
+    copy's names for ``outputs``."""
+    tmp = onnx.GraphProto()
+    tmp.node.extend(original)
+    keep = {i.name for i in graph.initializer}
+    mapping = {image: copy_input}
+    for inp in real_inputs(graph):
+        if inp.name == image:
+            continue
+        times = repeat_inputs.get(inp.name, 1)
+        if times == 1:
+            keep.add(inp.name)
+        else:
+            mapping[inp.name] = b.node("Concat", [inp.name] * times, hint=f"{label}_tiled", axis=0)
+    prefix = unused_prefix(b.taken, f"{b.prefix}{label}")
+    nodes = renamed_nodes(tmp, prefix, keep, mapping)
+    b.graph.node.extend(nodes)
+    for node in nodes:
+        b.taken.update(node.output)
+    return [mapping.get(o, o if o in keep else prefix + o) for o in outputs]
+
+
+def activation_ranks(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int | None]:
+    """Ranks of intermediate tensors, from ONNX shape inference (None where unknown)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape inference is best effort: per-channel bounds then need a known rank
+        inferred = model
+    g = inferred.graph
+    infos = {vi.name: vi for vi in (*g.value_info, *g.output, *g.input)}
+    ranks: dict[str, int | None] = {}
+    for name in names:
+        shape = dims(infos[name]) if name in infos else None
+        ranks[name] = None if shape is None else len(shape)
+    return ranks
+
+
+def activation_bound_arrays(lo, hi, rank: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scalar bounds stay scalars; 1-D per-channel bounds are shaped [C, 1, ...] for axis 1."""
+    lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
+    if lo.ndim > 1 or hi.ndim > 1:
+        raise ValueError(f"activation bounds of {name!r} must be scalars or 1-D per channel")
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo > hi):
+        raise ValueError(f"activation bounds of {name!r} need lo <= hi and no NaN")
+    if lo.ndim == hi.ndim == 0:
+        return lo, hi
+    if rank is None or rank < 2:
+        raise ValueError(f"per-channel bounds for {name!r} need a tensor of known rank >= 2 (channels on "
+                         "axis 1); shape inference could not tell its rank")
+    shape = (-1,) + (1,) * (rank - 2)
+    return np.broadcast_to(lo, hi.shape if lo.ndim == 0 else lo.shape).reshape(shape), \
+        np.broadcast_to(hi, lo.shape if hi.ndim == 0 else hi.shape).reshape(shape)
+
+
+# ---- the guard graph ----------------------------------------------------------------------------------
+
+def build_guard_graph(
+    model: onnx.ModelProto | str | os.PathLike | bytes,
+    *,
+    input_name: str | None = None,
+    output_name: str | None = None,
+    squeezers: Sequence[str] = ("bit_depth:5", "median:2"),
+    threshold: float = float("inf"),
+    input_range: tuple[float, float] = (0.0, 1.0),
+    normalization: tuple[Any, Any] | None = None,
+    layout: str = "NCHW",
+    activation_bounds: Mapping[str, tuple[Any, Any]] | None = None,
+    input_checks: bool = True,
+    tensorrt_safe: bool = False,
+    output_kind: str = "auto",
+    batched: bool | None = None,
+) -> onnx.ModelProto:
+    """Build one ONNX model computing the original outputs plus the guard's scores, flags and checks.
+
+    Args:
+        model: the ONNX model (ModelProto, path or bytes); it is not modified.
+        input_name / output_name: the image input and the class output (default: the only one).
+        squeezers: "bit_depth:BITS" and "median:SIZE" (2, 3, 5); "nl_means:*" and "jpeg:*" raise ValueError.
+        threshold: a sample is flagged when its squeeze score (max L1 distance) is > threshold.
+        input_range: (lo, hi) of pixel values; the squeezers work on this range.
+        normalization: optional per-channel (mean, std); the model input is (pixel - mean) / std. The guard
+            undoes it before squeezing and redoes it after (squeezing normalized values is ART issue #84).
+        layout: "NCHW", "NHWC" or "NHW" (batch first).
+        activation_bounds: {tensor name: (lo, hi)}, scalars or per-channel (axis 1) bounds on the original
+            run's intermediate tensors.
+        input_checks: add NaN / Inf / out-of-range counts (they also flag the sample; a non-finite sample
+            gets a squeeze score of +inf, as in native mode).
+        tensorrt_safe: detect Inf as |x| > FLT_MAX instead of IsInf (TensorRT has no IsInf).
+        output_kind: "logits" (softmax applied), "probabilities", or "auto" (logits unless a Softmax node
+            makes the output).
+        batched: run the squeezed copies as one batch (needs a dynamic batch axis); default: when the
+            batch axis is dynamic, else one model copy per squeezer.
+    """
+    m = load_model(model)
+    opset = default_opset(m)
+    if opset < ops.MIN_OPSET:
+        raise ValueError(f"model opset {opset} is older than {ops.MIN_OPSET}; convert it first "
+                         "(onnx.version_converter.convert_version(model, 17))")
+    ops.layout_axes(layout)
+    graph = m.graph
+    image = pick_input(graph, input_name)
+    out_name = pick_output(graph, output_name)
+    if image.type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ValueError(f"input {image.name!r} must be float32 for the in-graph guard")
+    shape = dims(image)
+    if shape is not None and len(shape) != len(layout):
+        raise ValueError(f"input {image.name!r} has rank {len(shape)} but layout {layout!r} has rank {len(layout)}")
+    specs = [parse_squeezer(s) for s in squeezers]
+    if not specs:
+        raise ValueError("the in-graph guard needs at least one squeezer")
+    lo, hi = (float(v) for v in input_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"input_range must be finite with lo < hi, got {input_range!r}")
+    norm = normalization_arrays(normalization, layout)
+    dynamic = batch_is_dynamic(image)
+    if batched is None:
+        batched = dynamic
+    if batched and not dynamic:
+        raise ValueError(f"input {image.name!r} has a fixed batch size {shape[0]}; use batched=False")
+    for reserved in (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT, ACTIVATION_COUNT,
+                     ACTIVATION_EXCESS):
+        if reserved in ops.names_in_graph(graph):
+            raise ValueError(f"model already uses the name {reserved!r}")
+    logits = resolve_logits(graph, out_name, output_kind)
+    bounds = dict(activation_bounds or {})
+    ranks = activation_ranks(m, list(bounds)) if bounds else {}
+    known = ops.names_in_graph(graph)
+    for name in bounds:
+        if name not in known:
+            raise ValueError(f"activation_bounds names unknown tensor {name!r}")
+
+    original = list(graph.node)
+    b = Builder(graph, prefix="pyguard/", opset=opset)
+    x = image.name
+
+    # Pixel space: undo the normalization.
+    pixel = x if norm is None else b.node("Add", [b.node("Mul", [x, b.const(norm[1])]), b.const(norm[0])],
+                                          hint="pixel")
+    checks: dict[str, str] = {}
+    nonfinite = None
+    if input_checks:
+        bound_lo, bound_hi = (lo, hi) if norm is None else model_space_bounds(lo, hi, norm)
+        checks = ops.input_checks(b, x, bound_lo, bound_hi, tensorrt_safe)
+        nonfinite = b.node("Add", [checks["nan_count"], checks["inf_count"]], hint="nonfinite")
+
+    squeezed = []
+    for kind, value in specs:
+        s = ops.bit_depth(b, pixel, value, lo, hi) if kind == "bit_depth" else ops.median(b, pixel, value, layout)
+        if norm is not None:
+            s = b.node("Div", [b.node("Sub", [s, b.const(norm[0])]), b.const(norm[1])], hint="renormalized")
+        squeezed.append(s)
+
+    # The squeezed runs: one batched copy of the model, or one copy per squeezer.
+    dynamic_others = {i.name: len(specs) for i in real_inputs(graph) if i.name != x and batch_is_dynamic(i)}
+    if batched:
+        batch = squeezed[0] if len(squeezed) == 1 else b.node("Concat", squeezed, hint="squeezed_batch", axis=0)
+        (y,) = run_copy(b, original, graph, x, batch, [out_name], dynamic_others, "squeezed")
+        outs = [y] if len(specs) == 1 else split_batch(b, y, len(specs))
+    else:
+        outs = [run_copy(b, original, graph, x, s, [out_name], {}, f"squeezed{i}")[0]
+                for i, s in enumerate(squeezed)]
+
+    p0 = ops.probabilities(b, out_name, logits)
+    distances = [ops.l1_distance(b, p0, ops.probabilities(b, y, logits)) for y in outs]
+    score = distances[0] if len(distances) == 1 else ops.max_columns(b, ops.stack_columns(b, distances))
+    if nonfinite is not None:  # as native mode: a sample with NaN/Inf gets score +inf
+        is_bad = b.node("Greater", [nonfinite, b.const(0, np.int32)], hint="has_nonfinite")
+        distances = [b.node("Where", [is_bad, b.const(np.inf), d], hint="distance") for d in distances]
+        score = b.node("Where", [is_bad, b.const(np.inf), score], hint="score")
+    scores = ops.stack_columns(b, [*distances, score])
+    flag = b.node("Greater", [score, b.const(np.float32(threshold))], hint="squeeze_flag")
+    if input_checks:
+        bad_input = b.node("Greater", [b.node("Add", [nonfinite, checks["out_of_range_count"]]),
+                                       b.const(0, np.int32)], hint="bad_input")
+        flag = b.node("Or", [flag, bad_input], hint="flag")
+
+    extra: list[tuple[str, str, int, list]] = [(SCORES, scores, TensorProto.FLOAT, ["N", len(specs) + 1])]
+    if bounds:
+        counts, excesses = [], []
+        for name, (blo, bhi) in bounds.items():
+            alo, ahi = activation_bound_arrays(blo, bhi, ranks.get(name), name)
+            c, e = ops.range_violations(b, name, alo, ahi)
+            counts.append(c)
+            excesses.append(e)
+        count_matrix, excess_matrix = ops.stack_columns(b, counts), ops.stack_columns(b, excesses)
+        any_violation = b.node("Greater", [ops.reduce(b, "ReduceSum", count_matrix, [1]), b.const(0, np.int32)],
+                               hint="activation_flag")
+        flag = b.node("Or", [flag, any_violation], hint="flag")
+        extra += [(ACTIVATION_COUNT, count_matrix, TensorProto.INT32, ["N", len(bounds)]),
+                  (ACTIVATION_EXCESS, excess_matrix, TensorProto.FLOAT, ["N", len(bounds)])]
+    extra.append((FLAGS, flag, TensorProto.BOOL, ["N"]))
+    for key, public in (("nan_count", NAN_COUNT), ("inf_count", INF_COUNT),
+                        ("out_of_range_count", OUT_OF_RANGE_COUNT)):
+        if key in checks:
+            extra.append((public, checks[key], TensorProto.INT32, ["N"]))
+
+    batch_dim = shape[0] if shape and isinstance(shape[0], int) else None
+    for public, internal, dtype, out_shape in extra:
+        graph.node.append(helper.make_node("Identity", [internal], [public], name=b.fresh("output")))
+        out_shape = [batch_dim if d == "N" and batch_dim else (None if d == "N" else d) for d in out_shape]
+        graph.output.append(helper.make_tensor_value_info(public, dtype, out_shape))
+
+    record_metadata(m, squeezers=[f"{k}:{v}" for k, v in specs], threshold=float(threshold),
+                    input=x, output=out_name, logits=logits, layout=layout, input_range=[lo, hi],
+                    batched=bool(batched), activation_tensors=list(bounds), tensorrt_safe=tensorrt_safe)
+    onnx.checker.check_model(m)
+    return m
+
+
+def split_batch(b: Builder, y: str, parts: int) -> list[str]:
+    """Equal parts along axis 0 (opset 18 wants the count as an attribute)."""
+    attrs = {"num_outputs": parts} if b.opset >= 18 else {}
+    return b.node("Split", [y], hint="squeezed_out", n_out=parts, axis=0, **attrs)
+
+
+def model_space_bounds(lo: float, hi: float, norm: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] pixels in the model's normalized space, rounded as float32 ``(p - mean) / std`` rounds, so
+    an input normalized from an in-range pixel is never out of range (the map is monotonic)."""
+    mean, std = norm
+    return (np.float32(lo) - mean) / std, (np.float32(hi) - mean) / std
+
+
+def record_metadata(m: onnx.ModelProto, **info) -> None:
+    for prop in list(m.metadata_props):
+        if prop.key == METADATA_KEY:
+            m.metadata_props.remove(prop)
+    entry = m.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(info)
+
+
+def guard_metadata(model: onnx.ModelProto) -> dict | None:
+    """The guard parameters recorded in a guard model (None for a plain model)."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return None
+
+
+def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, **options) -> onnx.ModelProto:
+    """The guard graph for ``model`` as calibrated in ``profile`` (a :class:`pyguard.GuardProfile` or a
+    path to one). ``options`` go to :func:`build_guard_graph` (``activation_bounds``, ``tensorrt_safe``,
+    ``input_checks``, ``batched``)."""
+    if isinstance(profile, (str, os.PathLike)):
+        from .profile import GuardProfile
+
+        profile = GuardProfile.load(profile)
+    spec = profile.input
+    normalization = (spec.mean, spec.std) if getattr(spec, "mean", None) is not None else None
+    return build_guard_graph(
+        model, input_name=spec.name, output_name=profile.output_name, squeezers=list(profile.squeezers),
+        threshold=profile.threshold, input_range=tuple(spec.range), normalization=normalization,
+        layout=spec.layout, output_kind=profile.output_kind, **options)
+
+
+__all__ = ["build_guard_graph", "compile_guard", "guard_metadata", "parse_squeezer", "SCORES", "FLAGS"]
