@@ -321,7 +321,7 @@ def build_guard_graph(
         raise ValueError(f"input {image.name!r} must be float32 for the in-graph guard")
     shape = dims(image)
     if shape is not None and len(shape) != len(layout):
-        raise ValueError(f"input {image.name!r} has rank {len(shape)} but layout {layout!r} has rank {len(layout)}")
+        raise ValueError(f"input {image.name!r} has rank {len(shape)}; layout {layout!r} needs {len(layout)}")
     specs = [parse_squeezer(s) for s in squeezers]
     if not specs:
         raise ValueError("the in-graph guard needs at least one squeezer")
@@ -362,7 +362,10 @@ def build_guard_graph(
 
     squeezed = []
     for kind, value in specs:
-        s = ops.bit_depth(b, pixel, value, lo, hi) if kind == "bit_depth" else ops.median(b, pixel, value, layout)
+        if kind == "bit_depth":
+            s = ops.bit_depth(b, pixel, value, lo, hi)
+        else:
+            s = ops.median(b, pixel, value, layout)
         if norm is not None:
             s = b.node("Div", [b.node("Sub", [s, b.const(norm[0])]), b.const(norm[1])], hint="renormalized")
         squeezed.append(s)
@@ -370,7 +373,7 @@ def build_guard_graph(
     # The squeezed runs: one batched copy of the model, or one copy per squeezer.
     dynamic_others = {i.name: len(specs) for i in real_inputs(graph) if i.name != x and batch_is_dynamic(i)}
     if batched:
-        batch = squeezed[0] if len(squeezed) == 1 else b.node("Concat", squeezed, hint="squeezed_batch", axis=0)
+        batch = squeezed[0] if len(squeezed) == 1 else b.node("Concat", squeezed, hint="squeezed", axis=0)
         (y,) = run_copy(b, original, graph, x, batch, [out_name], dynamic_others, "squeezed")
         outs = [y] if len(specs) == 1 else split_batch(b, y, len(specs))
     else:
@@ -400,8 +403,8 @@ def build_guard_graph(
             counts.append(c)
             excesses.append(e)
         count_matrix, excess_matrix = ops.stack_columns(b, counts), ops.stack_columns(b, excesses)
-        any_violation = b.node("Greater", [ops.reduce(b, "ReduceSum", count_matrix, [1]), b.const(0, np.int32)],
-                               hint="activation_flag")
+        total = ops.reduce(b, "ReduceSum", count_matrix, [1])
+        any_violation = b.node("Greater", [total, b.const(0, np.int32)], hint="activation_flag")
         flag = b.node("Or", [flag, any_violation], hint="flag")
         extra += [(ACTIVATION_COUNT, count_matrix, TensorProto.INT32, ["N", len(bounds)]),
                   (ACTIVATION_EXCESS, excess_matrix, TensorProto.FLOAT, ["N", len(bounds)])]
@@ -430,7 +433,7 @@ def split_batch(b: Builder, y: str, parts: int) -> list[str]:
     return b.node("Split", [y], hint="squeezed_out", n_out=parts, axis=0, **attrs)
 
 
-def model_space_bounds(lo: float, hi: float, norm: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def model_space_bounds(lo: float, hi: float, norm: tuple[np.ndarray, np.ndarray]) -> tuple[Any, Any]:
     """[lo, hi] pixels in the model's normalized space, rounded as float32 ``(p - mean) / std`` rounds, so
     an input normalized from an in-range pixel is never out of range (the map is monotonic)."""
     mean, std = norm

@@ -371,11 +371,14 @@ def out_of_range_mask(b: Builder, x: str, lo, hi) -> str:
 
 
 def input_checks(b: Builder, x: str, lo, hi, tensorrt_safe: bool = False) -> dict[str, str]:
-    """Per-sample int32 counts of NaN, +-inf and finite values outside [lo, hi]."""
+    """Per-sample int32 counts of NaN, +-inf and finite values outside [lo, hi] (the bounds are finite, so
+    every infinity is outside them: subtracting the inf count leaves the finite ones)."""
+    infs = count_per_sample(b, inf_mask(b, x, tensorrt_safe))
+    outside = count_per_sample(b, out_of_range_mask(b, x, lo, hi))
     return {
         "nan_count": count_per_sample(b, nan_mask(b, x)),
-        "inf_count": count_per_sample(b, inf_mask(b, x, tensorrt_safe)),
-        "out_of_range_count": count_per_sample(b, out_of_range_mask(b, x, lo, hi)),
+        "inf_count": infs,
+        "out_of_range_count": b.node("Sub", [outside, infs], hint="finite_out_of_range"),
     }
 
 
@@ -413,21 +416,16 @@ def max_columns(b: Builder, matrix: str) -> str:
     return reduce(b, "ReduceMax", matrix, [1])
 
 
-def single_op_model(build, layout: str = "NCHW", opset: int = 17, outputs: int = 1) -> onnx.ModelProto:
-    """A model with one dynamic float32 input "x" (batch, height, width dynamic) whose outputs are
-    ``build(builder, "x")`` (a name or a list of names); for tests and benchmarks of the builders."""
-    rank = layout_rank(layout)
-    dims = {"N": "N", "C": 3, "H": "H", "W": "W"}
-    shape = [dims[a] for a in layout]
-    graph = helper.make_graph([], "pyguard_op", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)], [])
-    b = Builder(graph, opset=opset, taken={"x"})
-    result = build(b, "x")
-    names = [result] if isinstance(result, str) else list(result)
-    for i, name in enumerate(names):
-        out = f"y{i}"
-        graph.node.append(helper.make_node("Identity", [name], [out]))
-        graph.output.append(helper.make_empty_tensor_value_info(out))
-    del rank, outputs
+def single_op_model(build, layout: str = "NCHW", opset: int = 17, channels: int = 3) -> onnx.ModelProto:
+    """A model with one float32 input "x" (batch, height and width dynamic) whose outputs y0, y1, ... are
+    ``build(builder, "x")`` (a name or a list of names): for tests and benchmarks of the builders."""
+    dims = {"N": "N", "C": channels, "H": "H", "W": "W"}
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [dims[a] for a in layout])
+    graph = helper.make_graph([], "pyguard_op", [x], [])
+    result = build(Builder(graph, opset=opset, taken={"x"}), "x")
+    for i, name in enumerate([result] if isinstance(result, str) else list(result)):
+        graph.node.append(helper.make_node("Identity", [name], [f"y{i}"]))
+        graph.output.append(helper.make_empty_tensor_value_info(f"y{i}"))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 8)
+    model.ir_version = 8
     return model
