@@ -16,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 from pyguard import graph, graph_ops
 from pyguard.graph import build_guard_graph, compile_guard
 
-LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+          "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
 ODD_SIZES = [(1, 1), (2, 3), (7, 5), (223, 225)]
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA device")
@@ -168,7 +169,8 @@ def poisoned_batch() -> np.ndarray:
 @pytest.mark.parametrize("tensorrt_safe", [False, True])
 def test_input_checks_count_per_sample(tensorrt_safe):
     x = poisoned_batch()
-    nan, inf, oor = run_op(lambda b, t: list(graph_ops.input_checks(b, t, 0.0, 1.0, tensorrt_safe).values()), x)
+    checks = lambda b, t: list(graph_ops.input_checks(b, t, 0.0, 1.0, tensorrt_safe).values())  # noqa: E731
+    nan, inf, oor = run_op(checks, x)
     flat = x.reshape(3, -1)
     assert np.array_equal(nan, np.isnan(flat).sum(1))
     assert np.array_equal(inf, np.isinf(flat).sum(1))
@@ -252,14 +254,16 @@ def check_guard_matches_reference(model, x, squeezers, *, logits=True, layout="N
     return out
 
 
-@pytest.mark.parametrize("squeezers", [["bit_depth:5", "median:2"], ["bit_depth:1"], ["median:3", "median:5"]])
+@pytest.mark.parametrize("squeezers", [["bit_depth:5", "median:2"], ["bit_depth:1"],
+                                       ["median:3", "median:5"]])
 def test_guard_matches_numpy_detector(photo_batch, squeezers):
     check_guard_matches_reference(conv_classifier(), photo_batch, squeezers)
 
 
 def test_guard_nhwc_model(photo_batch):
     x = np.ascontiguousarray(photo_batch.transpose(0, 2, 3, 1))
-    check_guard_matches_reference(conv_classifier(layout="NHWC"), x, ["bit_depth:4", "median:2"], layout="NHWC")
+    model = conv_classifier(layout="NHWC")
+    check_guard_matches_reference(model, x, ["bit_depth:4", "median:2"], layout="NHWC")
 
 
 def test_guard_softmax_output_is_not_softmaxed_again(photo_batch):
@@ -284,7 +288,8 @@ def test_guard_dynamic_batch_runs_unbatched_on_request(photo_batch):
 
 @pytest.mark.parametrize("opset", [13, 18])
 def test_guard_other_opsets(photo_batch, opset):
-    check_guard_matches_reference(conv_classifier(opset=opset), photo_batch, ["bit_depth:5", "median:2", "median:3"])
+    model = conv_classifier(opset=opset)
+    check_guard_matches_reference(model, photo_batch, ["bit_depth:5", "median:2", "median:3"])
 
 
 def test_guard_normalized_input_squeezes_in_pixel_space(photo_batch):
@@ -362,15 +367,16 @@ def test_guard_two_inputs_two_outputs(photo_batch):
     model = two_input_model()
     bias = np.random.default_rng(5).normal(size=(len(photo_batch), 10)).astype(np.float32)
     feed = {"image": photo_batch, "bias": bias}
-    guard = build_guard_graph(model, input_name="image", output_name="out", squeezers=["bit_depth:5", "median:2"],
-                              threshold=0.1)
+    guard = build_guard_graph(model, input_name="image", output_name="out",
+                              squeezers=["bit_depth:5", "median:2"], threshold=0.1)
     out = guard_outputs(guard, feed)
     plain = session(model).run(None, feed)
     assert same_bits(out["out"], plain[0]) and same_bits(out["top"], plain[1])
     sess = session(model)
     p = [sess.run(["out"], {"image": f, "bias": bias})[0] for f in
          (photo_batch, graph_ops.bit_depth_numpy(photo_batch, 5), scipy_median(photo_batch, 2, "NCHW"))]
-    p = [np.exp(v - v.max(1, keepdims=True)) / np.exp(v - v.max(1, keepdims=True)).sum(1, keepdims=True) for v in p]
+    p = [np.exp(v - v.max(1, keepdims=True)) for v in p]
+    p = [v / v.sum(1, keepdims=True) for v in p]
     d = np.stack([np.abs(p[1] - p[0]).sum(1), np.abs(p[2] - p[0]).sum(1)], 1)
     np.testing.assert_allclose(out[graph.SCORES][:, :2], d, rtol=1e-4, atol=2e-6)
 
@@ -437,14 +443,17 @@ def test_model_is_not_modified_and_accepts_bytes_and_paths(tmp_path, photo_batch
 def test_guard_shares_weights_instead_of_copying_them():
     model = conv_classifier()
     guard = build_guard_graph(model, squeezers=["bit_depth:5", "median:2", "median:3"], threshold=0.1)
-    big = [i.name for i in guard.graph.initializer if numpy_helper.to_array(i).size > 64]
-    assert sorted(big) == sorted(i.name for i in model.graph.initializer if numpy_helper.to_array(i).size > 64)
+    def weights(m):
+        return sorted(i.name for i in m.graph.initializer if numpy_helper.to_array(i).size > 64)
+
+    assert weights(guard) == weights(model)
 
 
 # ---- compile_guard ------------------------------------------------------------------------------------
 
 def profile_like(**overrides):
-    spec = SimpleNamespace(name="image", layout="NCHW", dtype="float32", range=(0.0, 1.0), mean=None, std=None)
+    spec = SimpleNamespace(name="image", layout="NCHW", dtype="float32", range=(0.0, 1.0), mean=None,
+                           std=None)
     fields = dict(input=spec, output_name="out", output_kind="logits", squeezers=["bit_depth:5", "median:2"],
                   threshold=0.05)
     fields.update(overrides)
