@@ -228,6 +228,16 @@ class MinMaxNet:
         lo_, hi_ = sorted((a, b))
         return self.add(("min", lo_, hi_)), self.add(("max", lo_, hi_))
 
+    def max3(self, v: Sequence[int]) -> int:
+        return self.ce(self.ce(v[0], v[1])[1], v[2])[1]
+
+    def min3(self, v: Sequence[int]) -> int:
+        return self.ce(self.ce(v[0], v[1])[0], v[2])[0]
+
+    def med3(self, v: Sequence[int]) -> int:
+        lo_, hi_ = self.ce(v[0], v[1])
+        return self.ce(lo_, self.ce(hi_, v[2])[0])[1]
+
     def sort(self, wires: list[int]) -> list[int]:
         """Batcher's odd-even merge sort, on wires padded with INF to a power of two."""
         n = 1 << max(0, (len(wires) - 1).bit_length())
@@ -328,10 +338,22 @@ def median(b: Builder, x: str, size: int, layout: str = "NCHW") -> str:
     extra = size - 1
     rows = [shift_window(b, p, h_axis, r, extra) for r in range(size)]
     net = MinMaxNet()
-    columns = net.sort([net.leaf(t) for t in rows])
-    groups = [[net.tap(v, c) for v in columns] for c in range(size)]
-    out = net.merge_sorted(groups)[size * size // 2]
+    out = median_network(net, [net.leaf(t) for t in rows])
     return net.emit(b, out, w_axis, extra)
+
+
+def median_network(net: MinMaxNet, rows: list[int]) -> int:
+    """The rank-k*k//2 element of a k x k window whose k row taps are ``rows`` (columns are tapped
+    horizontally). Columns are sorted once; 3x3 then uses the classic identity median = med3(max of the
+    column minima, med3 of the column medians, min of the column maxima); other sizes merge the sorted
+    columns with odd-even merges, pruned to the one output."""
+    size = len(rows)
+    columns = net.sort(rows)
+    groups = [[net.tap(v, c) for v in columns] for c in range(size)]
+    if size != 3:
+        return net.merge_sorted(groups)[size * size // 2]
+    lows, mids, highs = zip(*groups)
+    return net.med3([net.max3(lows), net.med3(mids), net.min3(highs)])
 
 
 def median_network_size(size: int) -> dict[str, int]:
@@ -347,9 +369,14 @@ def median_network_size(size: int) -> dict[str, int]:
 # ---- input checks and activation ranges ----------------------------------------------------------------
 
 def count_per_sample(b: Builder, mask: str) -> str:
-    """Number of true elements per sample (int32 [N]) of a bool tensor with the batch first."""
-    flat = b.node("Flatten", [b.node("Cast", [mask], hint="as_int", to=TensorProto.INT32)], axis=1)
-    return reduce(b, "ReduceSum", flat, [1])
+    """Number of true elements per sample (int32 [N]) of a bool tensor (rank >= 2, batch first).
+
+    Two stages, for speed and exactness: a float32 sum along the last axis (vectorized in onnxruntime,
+    where int32 sums are not; exact while that axis has fewer than 2^24 elements), then an int32 sum of
+    those row counts."""
+    rows = reduce(b, "ReduceSum", b.node("Cast", [mask], hint="as_float", to=TensorProto.FLOAT), [-1])
+    rows = b.node("Flatten", [b.node("Cast", [rows], hint="as_int", to=TensorProto.INT32)], axis=1)
+    return reduce(b, "ReduceSum", rows, [1])
 
 
 def nan_mask(b: Builder, x: str) -> str:

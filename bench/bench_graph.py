@@ -1,0 +1,129 @@
+"""In-graph guard (bit_depth:5 + median:2 as ONNX operators, one model) vs the plain model, 1 thread.
+
+The guard model runs the model three times (original + two squeezed copies, the copies as one batch of
+two), so the floor is ~3x plain. Second anchor: the same detector with NumPy squeezers and one batched
+onnxruntime run of the squeezed copies (host-side assembly, what the graph replaces on a device).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import tag
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from graph_models import conv_classifier  # noqa: E402
+
+from pyguard.graph import build_guard_graph  # noqa: E402
+from pyguard.graph_ops import bit_depth_numpy  # noqa: E402
+
+SQUEEZERS = ["bit_depth:5", "median:2"]
+
+
+def resnet18_shaped(seed: int = 0) -> onnx.ModelProto:
+    """ResNet-18 topology (random weights, BatchNorm folded into Conv biases), dynamic batch, 224x224."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def conv(x, cin, cout, k, stride, relu, name):
+        w = rng.normal(0, np.sqrt(2.0 / (cin * k * k)), (cout, cin, k, k)).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}_w"),
+                      numpy_helper.from_array(np.zeros(cout, np.float32), f"{name}_b")])
+        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"], pads=[k // 2] * 4,
+                                      strides=[stride, stride]))
+        if not relu:
+            return f"{name}_c"
+        nodes.append(helper.make_node("Relu", [f"{name}_c"], [f"{name}_r"]))
+        return f"{name}_r"
+
+    x = conv("image", 3, 64, 7, 2, True, "stem")
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+    x, cin = "pool", 64
+    for stage, cout in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            stride = 2 if stage and not block else 1
+            name = f"s{stage}b{block}"
+            y = conv(x, cin, cout, 3, stride, True, f"{name}a")
+            y = conv(y, cout, cout, 3, 1, False, f"{name}b")
+            skip = conv(x, cin, cout, 1, stride, False, f"{name}d") if stride != 1 or cin != cout else x
+            nodes.append(helper.make_node("Add", [y, skip], [f"{name}_sum"]))
+            nodes.append(helper.make_node("Relu", [f"{name}_sum"], [f"{name}_out"]))
+            x, cin = f"{name}_out", cout
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["feat"], axis=1))
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.05, (512, 1000)).astype(np.float32), "fc_w"))
+    inits.append(numpy_helper.from_array(np.zeros(1000, np.float32), "fc_b"))
+    nodes.append(helper.make_node("Gemm", ["feat", "fc_w", "fc_b"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "resnet18_shaped", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+MODELS = {
+    "small conv": lambda: conv_classifier(width=16, hw=(224, 224)),
+    "ResNet-18-shaped": resnet18_shaped,
+}
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def model_case(request):
+    model = MODELS[request.param]()
+    return request.param, model
+
+
+def target(name: str) -> str:
+    return f"graph guard {'+'.join(SQUEEZERS)} {name} 1x3x224x224"
+
+
+def test_plain(benchmark, model_case, image_nchw):
+    name, model = model_case
+    sess = session(model)
+    tag(benchmark, target(name), "anchor")
+    benchmark(sess.run, None, {"image": image_nchw})
+
+
+def median2_numpy(x: np.ndarray) -> np.ndarray:
+    """2x2 median (upper middle, SciPy reflect) as a NumPy min/max network."""
+    p = np.pad(x, ((0, 0), (0, 0), (1, 0), (1, 0)), mode="edge")
+    a, b, c, d = p[..., :-1, :-1], p[..., :-1, 1:], p[..., 1:, :-1], p[..., 1:, 1:]
+    lo1, hi1, lo2, hi2 = np.minimum(a, c), np.maximum(a, c), np.minimum(b, d), np.maximum(b, d)
+    return np.maximum(np.minimum(hi1, hi2), np.maximum(lo1, lo2))
+
+
+def test_numpy_squeezers_two_runs(benchmark, model_case, image_nchw):
+    name, model = model_case
+    sess = session(model)
+
+    def detector(x):
+        p0 = sess.run(None, {"image": x})[0]
+        sq = sess.run(None, {"image": np.concatenate([bit_depth_numpy(x, 5), median2_numpy(x)])})[0]
+        p = np.exp(np.concatenate([p0, sq]) - np.concatenate([p0, sq]).max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return np.abs(p[1:] - p[0]).sum(1).max()
+
+    tag(benchmark, target(name), "anchor")
+    benchmark(detector, image_nchw)
+
+
+def test_graph_guard(benchmark, model_case, image_nchw):
+    name, model = model_case
+    sess = session(build_guard_graph(model, squeezers=SQUEEZERS, threshold=0.1))
+    tag(benchmark, target(name), "ours", goal=round(1 / 3.05, 3) if name.startswith("ResNet") else None)
+    benchmark(sess.run, None, {"image": image_nchw})
