@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bit_depth.h"
 #include "isa.h"
 
 namespace py = pybind11;
@@ -39,6 +40,26 @@ PYBIND11_MODULE(_core, m) {
     m.def("best_isa", [] { return std::string(isa_name(best_isa())); }, "The variant chosen for isa='auto'");
 
     // ---- bit_depth (begin) ----
+    m.def(
+        "bit_depth_f32",
+        [](const carray<float> &x, carray<float> &out, int bits, double lo, double hi, const std::string &isa) {
+            if (out.size() != x.size()) throw std::invalid_argument("out and x differ in size");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            bit_depth_f32(input_ptr(x), output_ptr(out), count(x), bits, lo, hi, chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("bits"), py::arg("lo"), py::arg("hi"),
+        py::arg("isa"), "Bit-depth reduction of float32 values on [lo, hi] into out (may be x)");
+    m.def(
+        "bit_depth_u8",
+        [](const carray<uint8_t> &x, carray<uint8_t> &out, int bits, const std::string &isa) {
+            if (out.size() != x.size()) throw std::invalid_argument("out and x differ in size");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            bit_depth_u8(input_ptr(x), output_ptr(out), count(x), bits, chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("bits"), py::arg("isa"),
+        "Bit-depth reduction of uint8 images (v means v/255) into out (may be x)");
     // ---- bit_depth (end) ----
 
     // ---- checks (begin) ----

@@ -8,6 +8,8 @@ the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SI
 from __future__ import annotations
 
 from .. import _core
+from .bit_depth import bit_depth
+from .jpeg import jpeg
 
 
 def available_isas() -> list[str]:
@@ -20,6 +22,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-from .jpeg import jpeg
-
-__all__ = ["available_isas", "best_isa", "jpeg"]
+__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg"]
