@@ -12,6 +12,7 @@
 
 #include "bit_depth.h"
 #include "isa.h"
+#include "median.h"
 
 namespace py = pybind11;
 using namespace pyguard;
@@ -33,6 +34,29 @@ std::vector<std::string> supported_isa_names() {
 } // namespace
 
 // ---- family sections: each kernel family registers its functions in its own block below ----
+
+namespace median_binding {
+
+constexpr const char *doc = "2-D median (size 2, 3 or 5) over planes x height x width x channels (channels "
+                            "interleaved), reflect borders, into out; returns False if float input has a NaN";
+
+// Filters x into out; returns False when float input contains a NaN (Python raises then).
+template <class T>
+bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, size_t width, size_t channels,
+            int size, const std::string &isa) {
+    const Isa chosen = parse_isa(isa);
+    size_t n = 0;
+    const bool overflow = __builtin_mul_overflow(planes, height, &n) || __builtin_mul_overflow(n, width, &n) ||
+                          __builtin_mul_overflow(n, channels, &n);
+    if (overflow || count(x) != n || count(out) != n)
+        throw std::invalid_argument("median_filter: x and out must hold planes*height*width*channels elements");
+    const T *src = input_ptr(x);
+    T *dst = output_ptr(out);
+    py::gil_scoped_release release;
+    return median_filter(src, dst, planes, height, width, channels, size, chosen) == MedianStatus::ok;
+}
+
+} // namespace median_binding
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyguard native core: SIMD kernels for input checks, feature squeezing and activation ranges";
@@ -69,6 +93,12 @@ PYBIND11_MODULE(_core, m) {
     // ---- stats (end) ----
 
     // ---- median (begin) ----
+    m.def("median_filter_f32", &median_binding::filter<float>, median_binding::doc, py::arg("x").noconvert(),
+          py::arg("out").noconvert(), py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("channels"),
+          py::arg("size"), py::arg("isa") = "auto");
+    m.def("median_filter_u8", &median_binding::filter<uint8_t>, median_binding::doc, py::arg("x").noconvert(),
+          py::arg("out").noconvert(), py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("channels"),
+          py::arg("size"), py::arg("isa") = "auto");
     // ---- median (end) ----
 
     // ---- nl_means (begin) ----

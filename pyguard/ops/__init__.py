@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import _core
 from .bit_depth import bit_depth
 from .jpeg import jpeg
+from .median import median_filter
 
 
 def available_isas() -> list[str]:
@@ -22,4 +23,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg"]
+__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg", "median_filter"]
