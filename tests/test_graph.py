@@ -481,20 +481,24 @@ def native_op(name: str):
     return getattr(ops, name)
 
 
-@pytest.mark.parametrize("bits", [1, 5, 8])
-def test_bit_depth_equals_native_kernel(photo_crops, bits):
+@pytest.mark.parametrize("lo, hi", [(0.0, 1.0), (0.0, 255.0), (-1.0, 1.0)])
+def test_bit_depth_equals_native_kernel(photo_crops, isa, lo, hi):
     native = native_op("bit_depth")
     for crop in photo_crops.values():
-        got = run_op(lambda b, t: graph_ops.bit_depth(b, t, bits), crop)
-        assert same_bits(got, native(crop, bits))
+        x = (crop * np.float32(hi - lo) + np.float32(lo)).astype(np.float32)
+        for bits in (1, 5, 8):
+            got = run_op(lambda b, t, bits=bits: graph_ops.bit_depth(b, t, bits, lo, hi), x)
+            assert same_bits(got, native(x, bits, lo=lo, hi=hi, isa=isa))
 
 
-@pytest.mark.parametrize("k", [2, 3, 5])
-def test_median_equals_native_kernel(photo_crops, k):
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("k", graph_ops.MEDIAN_SIZES)
+def test_median_equals_native_kernel(photo_crops, isa, layout, k):
     native = native_op("median_filter")
     for crop in photo_crops.values():
-        got = run_op(lambda b, t: graph_ops.median(b, t, k), crop)
-        assert same_bits(got, native(crop, k))
+        x = to_layout(crop, layout)
+        got = run_op(lambda b, t: graph_ops.median(b, t, k, layout), x, layout)
+        assert same_bits(got, native(x, k, layout=layout, isa=isa))
 
 
 @needs_cuda
