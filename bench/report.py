@@ -39,11 +39,12 @@ def table(results: dict) -> str:
         info = bench.get("extra_info", {})
         if "target" not in info:
             continue
-        rows[info["target"]].setdefault(info["role"], []).append((bench["name"], bench["stats"]["median"], info))
+        entry = (bench["name"], bench["stats"]["median"], info)
+        rows[info["target"]].setdefault(info["role"], []).append(entry)
     lines = ["| target | anchor | anchor median | pyguard median | measured | goal | met |",
              "|---|---|---|---|---|---|---|"]
     for target, roles in rows.items():
-        for name, ours, info in roles.get("ours", []):
+        for _name, ours, info in roles.get("ours", []):
             if "goal_gbps" in info:
                 gbps = info["bytes"] / ours / 1e9
                 goal = info["goal_gbps"]
@@ -60,7 +61,8 @@ def table(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="read an existing pytest-benchmark JSON file instead of running")
     args, rest = parser.parse_known_args()
     if args.json:

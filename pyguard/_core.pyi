@@ -1,6 +1,12 @@
-# Type stubs for the native module pyguard._core (one section per kernel family).
+# Typed stub of the native module pyguard._core (csrc/bindings.cpp). Use pyguard.ops, not this, directly.
+from __future__ import annotations
+
 import numpy as np
 import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
 
 def supported_isas() -> list[str]: ...
 def best_isa() -> str: ...

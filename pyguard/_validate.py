@@ -28,7 +28,9 @@ def as_input(x: Any, name: str = "x", dtypes: tuple[np.dtype, ...] = SUPPORTED_D
     return x
 
 
-def prepare_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, name: str = "out") -> np.ndarray:
+def prepare_out(
+    out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, name: str = "out"
+) -> np.ndarray:
     """Validate a caller-supplied output array, or allocate one."""
     if out is None:
         return np.empty(shape, dtype=dtype)

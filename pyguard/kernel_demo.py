@@ -92,8 +92,8 @@ def run(size: int = 224) -> str:
     img = load_photo(size)
     x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
     refs = _references(x, img)
-    lines = [f"pyguard kernels on a {size}x{size} real photo (1x3x{size}x{size} float32; NLM on uint8 HxWx3), "
-             f"isa={ops.best_isa()}, 1 thread",
+    lines = [f"pyguard kernels on a {size}x{size} real photo (1x3x{size}x{size} float32; "
+             f"NLM on uint8 HxWx3), isa={ops.best_isa()}, 1 thread",
              "",
              "| squeezer | pixels changed | mean abs change (x255) | PSNR | pyguard | reference | speed-up |",
              "|---|---|---|---|---|---|---|"]

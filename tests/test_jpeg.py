@@ -1,4 +1,4 @@
-"""JPEG squeezer: parity with PIL (what ART uses) and with OpenCV's own round trip, layouts, dtypes, errors."""
+"""JPEG squeezer: parity with PIL (what ART uses) and OpenCV's own round trip, layouts, dtypes, errors."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_grayscale_matches_pil(photos):
 def test_bgr_order_matches_opencv(photos):
     img = np.ascontiguousarray(photos["coffee"][:64, :80])
     _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 50])
-    np.testing.assert_array_equal(jpeg(img, 50, layout="HWC", color="BGR"), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    expected = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(jpeg(img, 50, layout="HWC", color="BGR"), expected)
 
 
 def test_float_nchw_batch_rounds_and_matches_uint8_path(photos):

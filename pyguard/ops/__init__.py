@@ -11,6 +11,7 @@ from .. import _core
 from .bit_depth import bit_depth
 from .jpeg import jpeg
 from .median import median_filter
+from .nl_means import nl_means
 
 
 def available_isas() -> list[str]:
@@ -23,4 +24,4 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg", "median_filter"]
+__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg", "median_filter", "nl_means"]
