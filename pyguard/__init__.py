@@ -23,6 +23,7 @@ from .errors import (  # noqa: E402
     ModelError,
     ProfileError,
 )
+from .graph import build_guard_graph, compile_guard  # noqa: E402
 from .patch import is_patched, patch, unpatch  # noqa: E402
 from .profile import GuardProfile  # noqa: E402
 from .report import GuardReport  # noqa: E402
@@ -31,5 +32,5 @@ from .session import InferenceSession  # noqa: E402
 __all__ = [
     "__version__", "ops", "squeezers", "calibrate", "GuardProfile", "GuardReport", "InferenceSession",
     "patch", "unpatch", "is_patched", "GuardError", "InputError", "ConfigError", "ProfileError", "ModelError",
-    "AdversarialInputError",
+    "AdversarialInputError", "compile_guard", "build_guard_graph",
 ]

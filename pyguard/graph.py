@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,11 @@ OUT_OF_RANGE_COUNT = "pyguard_out_of_range_count"
 ACTIVATION_COUNT = "pyguard_activation_count"
 ACTIVATION_EXCESS = "pyguard_activation_excess"
 METADATA_KEY = "pyguard.guard"
+RESERVED = (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT, ACTIVATION_COUNT, ACTIVATION_EXCESS)
+CHECK_OUTPUTS = (("nan_count", NAN_COUNT), ("inf_count", INF_COUNT),
+                 ("out_of_range_count", OUT_OF_RANGE_COUNT))
+#: Range-check slack in [0, 1] pixels after undoing a normalization (float rounding), as native mode.
+UNIT_TOLERANCE = 1e-4
 
 
 # ---- arguments ----------------------------------------------------------------------------------------
@@ -144,21 +150,6 @@ def resolve_logits(graph: onnx.GraphProto, output_name: str, output_kind: str) -
         raise ValueError(f"output_kind must be 'auto', 'logits' or 'probabilities', got {output_kind!r}")
     producer = next((n for n in graph.node if output_name in n.output), None)
     return producer is None or producer.op_type != "Softmax"
-
-
-def normalization_arrays(normalization, layout: str) -> tuple[np.ndarray, np.ndarray] | None:
-    if normalization is None:
-        return None
-    try:
-        mean, std = normalization
-    except (TypeError, ValueError):
-        raise ValueError("normalization must be a (mean, std) pair") from None
-    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
-    if mean.shape != std.shape:
-        raise ValueError(f"normalization mean and std differ in shape: {mean.shape} vs {std.shape}")
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-        raise ValueError("normalization needs finite means and positive finite stds")
-    return ops.channel_shape(layout, mean), ops.channel_shape(layout, std)
 
 
 # ---- embedding the model ------------------------------------------------------------------------------
@@ -271,6 +262,94 @@ def activation_bound_arrays(lo, hi, rank: int | None, name: str) -> tuple[np.nda
 
 # ---- the guard graph ----------------------------------------------------------------------------------
 
+@dataclass
+class GuardSpec:
+    """The resolved, validated arguments of :func:`build_guard_graph`."""
+
+    image: onnx.ValueInfoProto
+    output: str
+    squeezers: list[tuple[str, int]]
+    threshold: float
+    lo: float
+    hi: float
+    affine: tuple[np.ndarray, np.ndarray] | None  # unit = x * a + b maps normalized input to [0, 1]
+    layout: str
+    logits: bool
+    batched: bool
+    bounds: dict[str, tuple[np.ndarray, np.ndarray]]
+    input_checks: bool
+    tensorrt_safe: bool
+
+
+def resolve(m: onnx.ModelProto, *, input_name, output_name, squeezers, threshold, input_range, normalization,
+            layout, activation_bounds, input_checks, tensorrt_safe, output_kind, batched) -> GuardSpec:
+    opset = default_opset(m)
+    if opset < ops.MIN_OPSET:
+        raise ValueError(f"model opset {opset} is older than {ops.MIN_OPSET}; convert it first "
+                         "(onnx.version_converter.convert_version(model, 17))")
+    ops.layout_axes(layout)
+    graph = m.graph
+    image = pick_input(graph, input_name)
+    output = pick_output(graph, output_name)
+    if image.type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ValueError(f"input {image.name!r} must be float32 for the in-graph guard")
+    shape = dims(image)
+    if shape is not None and len(shape) != len(layout):
+        raise ValueError(f"input {image.name!r} has rank {len(shape)}; layout {layout!r} needs {len(layout)}")
+    specs = [parse_squeezer(s) for s in squeezers]
+    if not specs:
+        raise ValueError("the in-graph guard needs at least one squeezer")
+    lo, hi = (float(v) for v in input_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"input_range must be finite with lo < hi, got {input_range!r}")
+    dynamic = batch_is_dynamic(image)
+    if batched is None:
+        batched = dynamic
+    if batched and not dynamic:
+        raise ValueError(f"input {image.name!r} has a fixed batch size {shape[0]}; use batched=False")
+    names = ops.names_in_graph(graph)
+    for reserved in RESERVED:
+        if reserved in names:
+            raise ValueError(f"model already uses the name {reserved!r}")
+    return GuardSpec(
+        image=image, output=output, squeezers=specs, threshold=float(threshold), lo=lo, hi=hi,
+        affine=unit_affine(normalization, lo, hi, layout), layout=layout,
+        logits=resolve_logits(graph, output, output_kind), batched=bool(batched),
+        bounds=resolve_bounds(m, activation_bounds or {}, names), input_checks=bool(input_checks),
+        tensorrt_safe=bool(tensorrt_safe))
+
+
+def unit_affine(normalization, lo: float, hi: float, layout: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a normalized input x = (pixel - mean) / std: float32 (a, b) with x * a + b = pixel mapped to
+    [0, 1] (a = std / (hi - lo), b = (mean - lo) / (hi - lo), computed in float64 and rounded once, as the
+    native session does, so both modes squeeze the same values)."""
+    if normalization is None:
+        return None
+    try:
+        mean, std = normalization
+    except (TypeError, ValueError):
+        raise ValueError("normalization must be a (mean, std) pair") from None
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.shape != std.shape or mean.ndim > 1:
+        raise ValueError(f"normalization mean and std must be scalars or 1-D of one shape, got {mean.shape} "
+                         f"and {std.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("normalization needs finite means and positive finite stds")
+    span = hi - lo
+    a, b = (std / span).astype(np.float32), ((mean - lo) / span).astype(np.float32)
+    return ops.channel_shape(layout, a), ops.channel_shape(layout, b)
+
+
+def resolve_bounds(m: onnx.ModelProto, activation_bounds: Mapping[str, tuple[Any, Any]],
+                   names: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    for name in activation_bounds:
+        if name not in names:
+            raise ValueError(f"activation_bounds names unknown tensor {name!r}")
+    ranks = activation_ranks(m, list(activation_bounds)) if activation_bounds else {}
+    return {name: activation_bound_arrays(lo, hi, ranks.get(name), name)
+            for name, (lo, hi) in activation_bounds.items()}
+
+
 def build_guard_graph(
     model: onnx.ModelProto | str | os.PathLike | bytes,
     *,
@@ -296,7 +375,8 @@ def build_guard_graph(
         threshold: a sample is flagged when its squeeze score (max L1 distance) is > threshold.
         input_range: (lo, hi) of pixel values; the squeezers work on this range.
         normalization: optional per-channel (mean, std); the model input is (pixel - mean) / std. The guard
-            undoes it before squeezing and redoes it after (squeezing normalized values is ART issue #84).
+            maps it to [0, 1] pixels before squeezing and back after (squeezing normalized values was ART
+            issue #84); the range check then allows 1e-4 of rounding, as native mode does.
         layout: "NCHW", "NHWC" or "NHW" (batch first).
         activation_bounds: {tensor name: (lo, hi)}, scalars or per-channel (axis 1) bounds on the original
             run's intermediate tensors.
@@ -309,135 +389,119 @@ def build_guard_graph(
             batch axis is dynamic, else one model copy per squeezer.
     """
     m = load_model(model)
-    opset = default_opset(m)
-    if opset < ops.MIN_OPSET:
-        raise ValueError(f"model opset {opset} is older than {ops.MIN_OPSET}; convert it first "
-                         "(onnx.version_converter.convert_version(model, 17))")
-    ops.layout_axes(layout)
+    spec = resolve(m, input_name=input_name, output_name=output_name, squeezers=squeezers,
+                   threshold=threshold, input_range=input_range, normalization=normalization, layout=layout,
+                   activation_bounds=activation_bounds, input_checks=input_checks,
+                   tensorrt_safe=tensorrt_safe, output_kind=output_kind, batched=batched)
     graph = m.graph
-    image = pick_input(graph, input_name)
-    out_name = pick_output(graph, output_name)
-    if image.type.tensor_type.elem_type != TensorProto.FLOAT:
-        raise ValueError(f"input {image.name!r} must be float32 for the in-graph guard")
-    shape = dims(image)
-    if shape is not None and len(shape) != len(layout):
-        raise ValueError(f"input {image.name!r} has rank {len(shape)}; layout {layout!r} needs {len(layout)}")
-    specs = [parse_squeezer(s) for s in squeezers]
-    if not specs:
-        raise ValueError("the in-graph guard needs at least one squeezer")
-    lo, hi = (float(v) for v in input_range)
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"input_range must be finite with lo < hi, got {input_range!r}")
-    norm = normalization_arrays(normalization, layout)
-    dynamic = batch_is_dynamic(image)
-    if batched is None:
-        batched = dynamic
-    if batched and not dynamic:
-        raise ValueError(f"input {image.name!r} has a fixed batch size {shape[0]}; use batched=False")
-    for reserved in (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT, ACTIVATION_COUNT,
-                     ACTIVATION_EXCESS):
-        if reserved in ops.names_in_graph(graph):
-            raise ValueError(f"model already uses the name {reserved!r}")
-    logits = resolve_logits(graph, out_name, output_kind)
-    bounds = dict(activation_bounds or {})
-    ranks = activation_ranks(m, list(bounds)) if bounds else {}
-    known = ops.names_in_graph(graph)
-    for name in bounds:
-        if name not in known:
-            raise ValueError(f"activation_bounds names unknown tensor {name!r}")
-
     original = list(graph.node)
-    b = Builder(graph, prefix="pyguard/", opset=opset)
-    x = image.name
-
-    # Pixel space: undo the normalization.
-    pixel = x if norm is None else b.node("Add", [b.node("Mul", [x, b.const(norm[1])]), b.const(norm[0])],
-                                          hint="pixel")
-    checks: dict[str, str] = {}
-    nonfinite = None
-    if input_checks:
-        bound_lo, bound_hi = (lo, hi) if norm is None else model_space_bounds(lo, hi, norm)
-        checks = ops.input_checks(b, x, bound_lo, bound_hi, tensorrt_safe)
-        nonfinite = b.node("Add", [checks["nan_count"], checks["inf_count"]], hint="nonfinite")
-
-    squeezed = []
-    for kind, value in specs:
-        if kind == "bit_depth":
-            s = ops.bit_depth(b, pixel, value, lo, hi)
-        else:
-            s = ops.median(b, pixel, value, layout)
-        if norm is not None:
-            s = b.node("Div", [b.node("Sub", [s, b.const(norm[0])]), b.const(norm[1])], hint="renormalized")
-        squeezed.append(s)
-
-    # The squeezed runs: one batched copy of the model, or one copy per squeezer.
-    dynamic_others = {i.name: len(specs) for i in real_inputs(graph) if i.name != x and batch_is_dynamic(i)}
-    if batched:
-        batch = squeezed[0] if len(squeezed) == 1 else b.node("Concat", squeezed, hint="squeezed", axis=0)
-        (y,) = run_copy(b, original, graph, x, batch, [out_name], dynamic_others, "squeezed")
-        outs = [y] if len(specs) == 1 else split_batch(b, y, len(specs))
-    else:
-        outs = [run_copy(b, original, graph, x, s, [out_name], {}, f"squeezed{i}")[0]
-                for i, s in enumerate(squeezed)]
-
-    p0 = ops.probabilities(b, out_name, logits)
-    distances = [ops.l1_distance(b, p0, ops.probabilities(b, y, logits)) for y in outs]
-    score = distances[0] if len(distances) == 1 else ops.max_columns(b, ops.stack_columns(b, distances))
-    if nonfinite is not None:  # as native mode: a sample with NaN/Inf gets score +inf
-        is_bad = b.node("Greater", [nonfinite, b.const(0, np.int32)], hint="has_nonfinite")
-        distances = [b.node("Where", [is_bad, b.const(np.inf), d], hint="distance") for d in distances]
-        score = b.node("Where", [is_bad, b.const(np.inf), score], hint="score")
-    scores = ops.stack_columns(b, [*distances, score])
-    flag = b.node("Greater", [score, b.const(np.float32(threshold))], hint="squeeze_flag")
-    if input_checks:
-        bad_input = b.node("Greater", [b.node("Add", [nonfinite, checks["out_of_range_count"]]),
+    b = Builder(graph, prefix="pyguard/", opset=default_opset(m))
+    source, to_model = pixel_space(b, spec)
+    checks = add_input_checks(b, spec, source) if spec.input_checks else {}
+    squeezed = [to_model(squeeze(b, spec, source, kind, value)) for kind, value in spec.squeezers]
+    outs = squeezed_outputs(b, spec, original, squeezed)
+    scores, flag = add_detector(b, spec, outs, checks.get("nonfinite"))
+    extra = [(SCORES, scores, TensorProto.FLOAT, len(spec.squeezers) + 1)]
+    if checks:
+        bad_input = b.node("Greater", [b.node("Add", [checks["nonfinite"], checks["out_of_range_count"]]),
                                        b.const(0, np.int32)], hint="bad_input")
         flag = b.node("Or", [flag, bad_input], hint="flag")
-
-    extra: list[tuple[str, str, int, list]] = [(SCORES, scores, TensorProto.FLOAT, ["N", len(specs) + 1])]
-    if bounds:
-        counts, excesses = [], []
-        for name, (blo, bhi) in bounds.items():
-            alo, ahi = activation_bound_arrays(blo, bhi, ranks.get(name), name)
-            c, e = ops.range_violations(b, name, alo, ahi)
-            counts.append(c)
-            excesses.append(e)
-        count_matrix, excess_matrix = ops.stack_columns(b, counts), ops.stack_columns(b, excesses)
-        total = ops.reduce(b, "ReduceSum", count_matrix, [1])
-        any_violation = b.node("Greater", [total, b.const(0, np.int32)], hint="activation_flag")
-        flag = b.node("Or", [flag, any_violation], hint="flag")
-        extra += [(ACTIVATION_COUNT, count_matrix, TensorProto.INT32, ["N", len(bounds)]),
-                  (ACTIVATION_EXCESS, excess_matrix, TensorProto.FLOAT, ["N", len(bounds)])]
-    extra.append((FLAGS, flag, TensorProto.BOOL, ["N"]))
-    for key, public in (("nan_count", NAN_COUNT), ("inf_count", INF_COUNT),
-                        ("out_of_range_count", OUT_OF_RANGE_COUNT)):
-        if key in checks:
-            extra.append((public, checks[key], TensorProto.INT32, ["N"]))
-
-    batch_dim = shape[0] if shape and isinstance(shape[0], int) else None
-    for public, internal, dtype, out_shape in extra:
-        graph.node.append(helper.make_node("Identity", [internal], [public], name=b.fresh("output")))
-        out_shape = [batch_dim if d == "N" and batch_dim else (None if d == "N" else d) for d in out_shape]
-        graph.output.append(helper.make_tensor_value_info(public, dtype, out_shape))
-
-    record_metadata(m, squeezers=[f"{k}:{v}" for k, v in specs], threshold=float(threshold),
-                    input=x, output=out_name, logits=logits, layout=layout, input_range=[lo, hi],
-                    batched=bool(batched), activation_tensors=list(bounds), tensorrt_safe=tensorrt_safe)
+    if spec.bounds:
+        counts, excess, violated = add_activation_checks(b, spec.bounds)
+        flag = b.node("Or", [flag, violated], hint="flag")
+        extra += [(ACTIVATION_COUNT, counts, TensorProto.INT32, len(spec.bounds)),
+                  (ACTIVATION_EXCESS, excess, TensorProto.FLOAT, len(spec.bounds))]
+    extra.append((FLAGS, flag, TensorProto.BOOL, None))
+    extra += [(public, checks[k], TensorProto.INT32, None) for k, public in CHECK_OUTPUTS if k in checks]
+    declare_outputs(b, spec, extra)
+    record_metadata(m, squeezers=[f"{k}:{v}" for k, v in spec.squeezers], threshold=spec.threshold,
+                    input=spec.image.name, output=spec.output, logits=spec.logits, layout=spec.layout,
+                    input_range=[spec.lo, spec.hi], normalized=spec.affine is not None, batched=spec.batched,
+                    activation_tensors=list(spec.bounds), tensorrt_safe=spec.tensorrt_safe)
     onnx.checker.check_model(m)
     return m
+
+
+def pixel_space(b: Builder, spec: GuardSpec):
+    """The tensor the squeezers read, and the map from squeezed values back to the model's input space."""
+    x = spec.image.name
+    if spec.affine is None:
+        return x, lambda s: s
+    a, c = b.const(spec.affine[0]), b.const(spec.affine[1])
+    unit = b.node("Add", [b.node("Mul", [x, a], hint="scaled"), c], hint="unit")
+    return unit, lambda s: b.node("Div", [b.node("Sub", [s, c], hint="shifted"), a], hint="renormalized")
+
+
+def squeeze(b: Builder, spec: GuardSpec, source: str, kind: str, value: int) -> str:
+    if kind == "bit_depth":
+        lo, hi = (0.0, 1.0) if spec.affine is not None else (spec.lo, spec.hi)
+        return ops.bit_depth(b, source, value, lo, hi)
+    return ops.median(b, source, value, spec.layout)
+
+
+def add_input_checks(b: Builder, spec: GuardSpec, source: str) -> dict[str, str]:
+    """NaN / Inf counts of the input; out-of-range count of finite pixels (in [0, 1] with 1e-4 of
+    tolerance when normalized, as native mode)."""
+    x = spec.image.name
+    counts = ops.input_checks(b, x, spec.lo, spec.hi, spec.tensorrt_safe)
+    if spec.affine is not None:
+        lo, hi = -UNIT_TOLERANCE, 1.0 + UNIT_TOLERANCE
+        outside = ops.count_per_sample(b, ops.out_of_range_mask(b, source, lo, hi))
+        counts["out_of_range_count"] = b.node("Sub", [outside, counts["inf_count"]], hint="out_of_range")
+    counts["nonfinite"] = b.node("Add", [counts["nan_count"], counts["inf_count"]], hint="nonfinite")
+    return counts
+
+
+def squeezed_outputs(b: Builder, spec: GuardSpec, original: Sequence[onnx.NodeProto],
+                     squeezed: Sequence[str]) -> list[str]:
+    """The model's chosen output for each squeezed copy: one batched renamed copy of the model, or one
+    renamed copy per squeezer for a fixed batch size."""
+    graph, x, n = b.graph, spec.image.name, len(squeezed)
+    if not spec.batched:
+        return [run_copy(b, original, graph, x, s, [spec.output], {}, f"squeezed{i}")[0]
+                for i, s in enumerate(squeezed)]
+    repeat = {i.name: n for i in real_inputs(graph) if i.name != x and batch_is_dynamic(i)}
+    batch = squeezed[0] if n == 1 else b.node("Concat", list(squeezed), hint="squeezed", axis=0)
+    (y,) = run_copy(b, original, graph, x, batch, [spec.output], repeat, "squeezed")
+    return [y] if n == 1 else split_batch(b, y, n)
+
+
+def add_detector(b: Builder, spec: GuardSpec, outs: Sequence[str], nonfinite: str | None) -> tuple[str, str]:
+    """Scores [N, n+1] (L1 distance per squeezer, then the max) and the squeeze flag (max > threshold)."""
+    p0 = ops.probabilities(b, spec.output, spec.logits)
+    distances = [ops.l1_distance(b, p0, ops.probabilities(b, y, spec.logits)) for y in outs]
+    score = distances[0] if len(distances) == 1 else ops.max_columns(b, ops.stack_columns(b, distances))
+    if nonfinite is not None:  # as native mode: a sample with NaN/Inf gets score +inf
+        bad = b.node("Greater", [nonfinite, b.const(0, np.int32)], hint="has_nonfinite")
+        distances = [b.node("Where", [bad, b.const(np.inf), d], hint="distance") for d in distances]
+        score = b.node("Where", [bad, b.const(np.inf), score], hint="score")
+    flag = b.node("Greater", [score, b.const(np.float32(spec.threshold))], hint="squeeze_flag")
+    return ops.stack_columns(b, [*distances, score]), flag
+
+
+def add_activation_checks(b: Builder, bounds: Mapping[str, tuple[np.ndarray, np.ndarray]]):
+    """[N, L] violation counts and max excess on the original run's tensors, and the per-sample flag."""
+    pairs = [ops.range_violations(b, name, lo, hi) for name, (lo, hi) in bounds.items()]
+    counts = ops.stack_columns(b, [c for c, _ in pairs])
+    excess = ops.stack_columns(b, [e for _, e in pairs])
+    total = ops.reduce(b, "ReduceSum", counts, [1])
+    return counts, excess, b.node("Greater", [total, b.const(0, np.int32)], hint="activation_flag")
+
+
+def declare_outputs(b: Builder, spec: GuardSpec, extra) -> None:
+    """Identity nodes to the public names, declared as graph outputs ([N] or [N, width])."""
+    shape = dims(spec.image)
+    batch = shape[0] if shape and isinstance(shape[0], int) else None
+    for public, internal, dtype, width in extra:
+        b.graph.node.append(helper.make_node("Identity", [internal], [public], name=b.fresh("output")))
+        b.graph.output.append(helper.make_tensor_value_info(public, dtype, [batch] if width is None
+                                                            else [batch, width]))
 
 
 def split_batch(b: Builder, y: str, parts: int) -> list[str]:
     """Equal parts along axis 0 (opset 18 wants the count as an attribute)."""
     attrs = {"num_outputs": parts} if b.opset >= 18 else {}
     return b.node("Split", [y], hint="squeezed_out", n_out=parts, axis=0, **attrs)
-
-
-def model_space_bounds(lo: float, hi: float, norm: tuple[np.ndarray, np.ndarray]) -> tuple[Any, Any]:
-    """[lo, hi] pixels in the model's normalized space, rounded as float32 ``(p - mean) / std`` rounds, so
-    an input normalized from an in-range pixel is never out of range (the map is monotonic)."""
-    mean, std = norm
-    return (np.float32(lo) - mean) / std, (np.float32(hi) - mean) / std
 
 
 def record_metadata(m: onnx.ModelProto, **info) -> None:
@@ -457,14 +521,25 @@ def guard_metadata(model: onnx.ModelProto) -> dict | None:
 
 
 def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, **options) -> onnx.ModelProto:
-    """The guard graph for ``model`` as calibrated in ``profile`` (a :class:`pyguard.GuardProfile` or a
-    path to one). ``options`` go to :func:`build_guard_graph` (``activation_bounds``, ``tensorrt_safe``,
-    ``input_checks``, ``batched``)."""
+    """The in-graph guard for ``model`` as calibrated in ``profile`` (a :class:`pyguard.GuardProfile` or a
+    path to one): same squeezers, threshold, input range, normalization, layout and output kind.
+
+    A model given as a path or bytes is checked against the profile's sha256 (ProfileError on mismatch).
+    ``options`` go to :func:`build_guard_graph` (``activation_bounds``, ``tensorrt_safe``, ``input_checks``,
+    ``batched``). Squeezers without a standard-operator form (NLM, JPEG) raise ValueError.
+    """
     if isinstance(profile, (str, os.PathLike)):
         from .profile import GuardProfile
 
         profile = GuardProfile.load(profile)
+    if not isinstance(model, onnx.ModelProto) and hasattr(profile, "check_model"):
+        from .profile import model_sha256
+
+        data = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
+        profile.check_model(model_sha256(data))
     spec = profile.input
+    if getattr(spec, "dtype", "float32") != "float32":
+        raise ValueError(f"the in-graph guard needs a float32 input; the profile's is {spec.dtype}")
     normalization = (spec.mean, spec.std) if getattr(spec, "mean", None) is not None else None
     return build_guard_graph(
         model, input_name=spec.name, output_name=profile.output_name, squeezers=list(profile.squeezers),

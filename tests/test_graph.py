@@ -471,6 +471,64 @@ def test_compile_guard_reads_the_profile(photo_batch):
         compile_guard(model, profile_like(squeezers=["bit_depth:5", "nl_means:11-3-4"]))
 
 
+def real_profile(model: onnx.ModelProto, squeezers, threshold, *, normalization=None, kind="logits"):
+    from pyguard.profile import GuardProfile, InputSpec, model_sha256
+
+    mean, std = normalization if normalization else (None, None)
+    spec = InputSpec(name="image", layout="NCHW", dtype="float32", range=(0.0, 1.0), mean=mean, std=std)
+    return GuardProfile(model_sha256=model_sha256(model.SerializeToString()), input=spec, output_name="out",
+                        output_kind=kind, squeezers=list(squeezers), threshold=threshold, fpr=0.05)
+
+
+def test_compile_guard_with_a_saved_profile(tmp_path, photo_batch):
+    from pyguard import ProfileError
+
+    model = conv_classifier()
+    path = tmp_path / "m.guard.json"
+    real_profile(model, ["bit_depth:5", "median:2"], 0.05).save(path)
+    guard = compile_guard(model.SerializeToString(), path)
+    out = guard_outputs(guard, {"image": photo_batch})
+    ref = reference_scores(model, photo_batch, ["bit_depth:5", "median:2"])
+    np.testing.assert_allclose(out[graph.SCORES], ref, rtol=1e-4, atol=2e-6)
+    with pytest.raises(ProfileError, match="calibrated for model"):
+        compile_guard(conv_classifier(seed=1).SerializeToString(), path)
+
+
+def native_session_or_skip(model, profile):
+    import pyguard
+    from pyguard import ops
+
+    if not hasattr(ops, "sample_checks"):
+        pytest.skip("pyguard.ops.sample_checks (native input checks) is not built in this tree")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return pyguard.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"],
+                                    profile=profile)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_graph_mode_equals_native_mode(photo_batch, normalized):
+    """Same profile, same inputs: identical model outputs and flags, scores within float tolerance."""
+    model = conv_classifier()
+    norm = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if normalized else None
+    x = photo_batch if norm is None else \
+        ((photo_batch - np.reshape(norm[0], (3, 1, 1))) / np.reshape(norm[1], (3, 1, 1))).astype(np.float32)
+    squeezers = ["bit_depth:5", "median:2", "median:3"]
+    ref = reference_scores(model, x, squeezers, norm=norm)
+    profile = real_profile(model, squeezers, float(np.median(ref[:, -1])), normalization=norm)
+    native = native_session_or_skip(model, profile)
+    outputs, report = native.run_with_report(None, {"image": x})
+    out = guard_outputs(compile_guard(model, profile), {"image": x})
+    assert same_bits(out["out"], outputs[0])
+    np.testing.assert_allclose(out[graph.SCORES][:, -1], report.scores["squeeze"], rtol=1e-4, atol=2e-6)
+    for j, spec in enumerate(squeezers):
+        np.testing.assert_allclose(out[graph.SCORES][:, j], report.scores[f"squeeze[{spec}]"], rtol=1e-4,
+                                   atol=2e-6)
+    assert np.array_equal(out[graph.FLAGS], report.flagged)
+    assert np.array_equal(out[graph.NAN_COUNT] + out[graph.INF_COUNT], report.scores["non_finite"])
+    assert np.array_equal(out[graph.OUT_OF_RANGE_COUNT], report.scores["out_of_range"])
+
+
 # ---- native kernels (once merged) and CUDA ------------------------------------------------------------
 
 def native_op(name: str):
