@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bit_depth.h"
+#include "checks.h"
 #include "isa.h"
 #include "median.h"
 #include "nl_means.h"
@@ -33,6 +34,26 @@ std::vector<std::string> supported_isa_names() {
 }
 
 } // namespace
+
+namespace checks_binding {
+
+// Copies the per-sample counts into the three (N,) int64 output arrays.
+void store_counts(const std::vector<CheckCounts> &counts, carray<int64_t> &nonfinite, carray<int64_t> &out_of_range,
+                  carray<int64_t> &off_grid) {
+    int64_t *a = output_ptr(nonfinite), *b = output_ptr(out_of_range), *c = output_ptr(off_grid);
+    for (size_t s = 0; s < counts.size(); ++s) {
+        a[s] = counts[s].nonfinite;
+        b[s] = counts[s].out_of_range;
+        c[s] = counts[s].off_grid;
+    }
+}
+
+void require_outputs(size_t samples, const carray<int64_t> &a, const carray<int64_t> &b, const carray<int64_t> &c) {
+    for (const auto *out : {&a, &b, &c})
+        if (static_cast<size_t>(out->size()) != samples) throw std::invalid_argument("count arrays must have N entries");
+}
+
+} // namespace checks_binding
 
 // ---- family sections: each kernel family registers its functions in its own block below ----
 
@@ -107,6 +128,49 @@ PYBIND11_MODULE(_core, m) {
     // ---- bit_depth (end) ----
 
     // ---- checks (begin) ----
+    m.def(
+        "sample_checks_f32",
+        [](const carray<float> &x, size_t samples, float lo, float hi, bool grid, float scale,
+           carray<int64_t> &nonfinite, carray<int64_t> &out_of_range, carray<int64_t> &off_grid,
+           const std::string &isa) {
+            if (samples == 0 || count(x) % samples != 0) throw std::invalid_argument("bad sample count");
+            checks_binding::require_outputs(samples, nonfinite, out_of_range, off_grid);
+            const Isa chosen = parse_isa(isa);
+            CheckParams p;
+            p.lo = lo;
+            p.hi = hi;
+            p.grid = grid;
+            p.scale = scale;
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_f32(input_ptr(x), samples, count(x) / samples, p, counts.data(), chosen);
+            }
+            checks_binding::store_counts(counts, nonfinite, out_of_range, off_grid);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("grid"),
+        py::arg("scale"), py::arg("nonfinite").noconvert(), py::arg("out_of_range").noconvert(),
+        py::arg("off_grid").noconvert(), py::arg("isa"),
+        "Per-sample counts of non-finite, out-of-range and off-grid float32 values");
+    m.def(
+        "sample_checks_u8",
+        [](const carray<uint8_t> &x, size_t samples, int lo, int hi, carray<int64_t> &nonfinite,
+           carray<int64_t> &out_of_range, carray<int64_t> &off_grid, const std::string &isa) {
+            if (samples == 0 || count(x) % samples != 0) throw std::invalid_argument("bad sample count");
+            if (lo < 0 || hi > 255 || lo > hi) throw std::invalid_argument("uint8 bounds must satisfy 0 <= lo <= hi <= 255");
+            checks_binding::require_outputs(samples, nonfinite, out_of_range, off_grid);
+            const Isa chosen = parse_isa(isa);
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_u8(input_ptr(x), samples, count(x) / samples, static_cast<uint8_t>(lo),
+                                 static_cast<uint8_t>(hi), counts.data(), chosen);
+            }
+            checks_binding::store_counts(counts, nonfinite, out_of_range, off_grid);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("nonfinite").noconvert(),
+        py::arg("out_of_range").noconvert(), py::arg("off_grid").noconvert(), py::arg("isa"),
+        "Per-sample counts of uint8 values outside [lo, hi] (nonfinite and off_grid stay 0)");
     // ---- checks (end) ----
 
     // ---- stats (begin) ----

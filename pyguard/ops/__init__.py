@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import _core
 from .bit_depth import bit_depth
+from .checks import SampleChecks, sample_checks
 from .jpeg import jpeg
 from .median import median_filter
 from .nl_means import nl_means
@@ -24,4 +25,5 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "bit_depth", "jpeg", "median_filter", "nl_means"]
+__all__ = ["SampleChecks", "available_isas", "best_isa", "bit_depth", "jpeg", "median_filter", "nl_means",
+           "sample_checks"]
