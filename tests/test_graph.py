@@ -516,14 +516,19 @@ def test_graph_mode_equals_native_mode(photo_batch, normalized):
     squeezers = ["bit_depth:5", "median:2", "median:3"]
     ref = reference_scores(model, x, squeezers, norm=norm)
     profile = real_profile(model, squeezers, float(np.median(ref[:, -1])), normalization=norm)
+    x = np.concatenate([x, x[:2]])
+    x[-2, 0, 3, 4] = np.nan  # a non-finite sample and an out-of-range one
+    x[-1, 1, 5, 6] = 7.5
     native = native_session_or_skip(model, profile)
     outputs, report = native.run_with_report(None, {"image": x})
     out = guard_outputs(compile_guard(model, profile), {"image": x})
     assert same_bits(out["out"], outputs[0])
     np.testing.assert_allclose(out[graph.SCORES][:, -1], report.scores["squeeze"], rtol=1e-4, atol=2e-6)
+    finite = np.isfinite(report.scores["squeeze"])  # native leaves NaN per squeezer there; graph: +inf
+    assert not finite[-2] and np.all(np.isinf(out[graph.SCORES][-2]))
     for j, spec in enumerate(squeezers):
-        np.testing.assert_allclose(out[graph.SCORES][:, j], report.scores[f"squeeze[{spec}]"], rtol=1e-4,
-                                   atol=2e-6)
+        np.testing.assert_allclose(out[graph.SCORES][finite, j], report.scores[f"squeeze[{spec}]"][finite],
+                                   rtol=1e-4, atol=2e-6)
     assert np.array_equal(out[graph.FLAGS], report.flagged)
     assert np.array_equal(out[graph.NAN_COUNT] + out[graph.INF_COUNT], report.scores["non_finite"])
     assert np.array_equal(out[graph.OUT_OF_RANGE_COUNT], report.scores["out_of_range"])
