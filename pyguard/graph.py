@@ -382,7 +382,8 @@ def build_guard_graph(
             run's intermediate tensors.
         input_checks: add NaN / Inf / out-of-range counts (they also flag the sample; a non-finite sample
             gets a squeeze score of +inf, as in native mode).
-        tensorrt_safe: detect Inf as |x| > FLT_MAX instead of IsInf (TensorRT has no IsInf).
+        tensorrt_safe: avoid operators TensorRT lacks: no IsInf/IsNaN (comparisons of |x| with inf and
+            FLT_MAX instead) and no Pad "edge" (Slice + Concat instead).
         output_kind: "logits" (softmax applied), "probabilities", or "auto" (logits unless a Softmax node
             makes the output).
         batched: run the squeezed copies as one batch (needs a dynamic batch axis); default: when the
@@ -436,7 +437,7 @@ def squeeze(b: Builder, spec: GuardSpec, source: str, kind: str, value: int) -> 
     if kind == "bit_depth":
         lo, hi = (0.0, 1.0) if spec.affine is not None else (spec.lo, spec.hi)
         return ops.bit_depth(b, source, value, lo, hi)
-    return ops.median(b, source, value, spec.layout)
+    return ops.median(b, source, value, spec.layout, portable=spec.tensorrt_safe)
 
 
 def add_input_checks(b: Builder, spec: GuardSpec, source: str) -> dict[str, str]:

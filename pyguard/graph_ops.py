@@ -168,21 +168,28 @@ def bit_depth_numpy(x: np.ndarray, bits: int, lo: float = 0.0, hi: float = 1.0) 
 
 # ---- median -------------------------------------------------------------------------------------------
 
-def pad_symmetric(b: Builder, x: str, axis: int, before: int, after: int, rank: int) -> str:
+def pad_symmetric(b: Builder, x: str, axis: int, before: int, after: int, rank: int,
+                  portable: bool = False) -> str:
     """Half-sample symmetric padding (SciPy ``reflect``: d c b a | a b c d | d c b a) along ``axis``.
 
     Widths up to 2 are supported for any axis length >= 1: width 1 is edge replication (ONNX Pad "edge");
     width 2 takes the sample next to the edge from the edge-padded tensor ``e`` (``e[2]`` is x[1], or x[0]
-    when the axis has length 1, which is what SciPy's reflection gives too).
+    when the axis has length 1, which is what SciPy's reflection gives too). ``portable`` builds the edge
+    padding from Slice + Concat instead of Pad (for runtimes without Pad's "edge" mode).
     """
     if before == after == 0:
         return x
     if max(before, after) > 2:
         raise ValueError("symmetric padding wider than 2 is not supported")
-    pads = [0] * (2 * rank)
-    pads[axis] = 1 if before else 0
-    pads[rank + axis] = 1 if after else 0
-    e = b.node("Pad", [x, b.ints(pads)], hint="pad_edge", mode="edge")
+    if portable:
+        edges = ([slice_axis(b, x, axis, 0, 1)] if before else []) + [x] + \
+            ([slice_axis(b, x, axis, -1, SLICE_END)] if after else [])
+        e = b.node("Concat", edges, hint="pad_edge", axis=axis)
+    else:
+        pads = [0] * (2 * rank)
+        pads[axis] = 1 if before else 0
+        pads[rank + axis] = 1 if after else 0
+        e = b.node("Pad", [x, b.ints(pads)], hint="pad_edge", mode="edge")
     parts = []
     if before == 2:
         parts.append(slice_axis(b, e, axis, 2, 3))
@@ -319,7 +326,7 @@ class MinMaxNet:
 MEDIAN_SIZES = (2, 3, 5)
 
 
-def median(b: Builder, x: str, size: int, layout: str = "NCHW") -> str:
+def median(b: Builder, x: str, size: int, layout: str = "NCHW", portable: bool = False) -> str:
     """Median over a ``size`` x ``size`` window per channel, equal to
     ``scipy.ndimage.median_filter(x, size=(1, k, k, 1) or (1, 1, k, k), mode="reflect")``.
 
@@ -327,14 +334,15 @@ def median(b: Builder, x: str, size: int, layout: str = "NCHW") -> str:
     result is the element of ascending rank size*size//2 (the upper middle for 2x2). Built as: symmetric
     padding; a sorting network down each padded column (shared by all windows that contain it); the
     sorted column taps of each window merged by odd-even merges, pruned to the one rank needed.
+    ``portable`` avoids Pad (see :func:`pad_symmetric`).
     """
     if size not in MEDIAN_SIZES or isinstance(size, bool):
         raise ValueError(f"median size must be one of {MEDIAN_SIZES}, got {size!r}")
     h_axis, w_axis, _ = layout_axes(layout)
     rank = layout_rank(layout)
     before, after = size // 2, size - 1 - size // 2
-    p = pad_symmetric(b, x, h_axis, before, after, rank)
-    p = pad_symmetric(b, p, w_axis, before, after, rank)
+    p = pad_symmetric(b, x, h_axis, before, after, rank, portable)
+    p = pad_symmetric(b, p, w_axis, before, after, rank, portable)
     extra = size - 1
     rows = [shift_window(b, p, h_axis, r, extra) for r in range(size)]
     net = MinMaxNet()
@@ -379,14 +387,21 @@ def count_per_sample(b: Builder, mask: str) -> str:
     return reduce(b, "ReduceSum", rows, [1])
 
 
-def nan_mask(b: Builder, x: str) -> str:
-    return b.node("IsNaN", [x], hint="isnan")
+def nan_mask(b: Builder, x: str, tensorrt_safe: bool = False) -> str:
+    """NaN elements: IsNaN, or, TensorRT-safe (older TensorRT has neither IsNaN nor IsInf), the elements
+    that are neither finite (|x| < inf) nor infinite (|x| > FLT_MAX): comparisons with NaN are false."""
+    if not tensorrt_safe:
+        return b.node("IsNaN", [x], hint="isnan")
+    magnitude = b.node("Abs", [x], hint="abs")
+    finite = b.node("Less", [magnitude, b.const(np.inf)], hint="finite")
+    infinite = b.node("Greater", [magnitude, b.const(FLT_MAX)], hint="infinite")
+    return b.node("Not", [b.node("Or", [finite, infinite])], hint="isnan_trt")
 
 
 def inf_mask(b: Builder, x: str, tensorrt_safe: bool = False) -> str:
     """+-inf elements: IsInf, or |x| > FLT_MAX (exact for +-inf, false for NaN) when TensorRT-safe."""
     if tensorrt_safe:
-        return b.node("Greater", [b.node("Abs", [x]), b.const(FLT_MAX)], hint="isinf_trt")
+        return b.node("Greater", [b.node("Abs", [x], hint="abs"), b.const(FLT_MAX)], hint="isinf_trt")
     return b.node("IsInf", [x], hint="isinf")
 
 
@@ -403,7 +418,7 @@ def input_checks(b: Builder, x: str, lo, hi, tensorrt_safe: bool = False) -> dic
     infs = count_per_sample(b, inf_mask(b, x, tensorrt_safe))
     outside = count_per_sample(b, out_of_range_mask(b, x, lo, hi))
     return {
-        "nan_count": count_per_sample(b, nan_mask(b, x)),
+        "nan_count": count_per_sample(b, nan_mask(b, x, tensorrt_safe)),
         "inf_count": infs,
         "out_of_range_count": b.node("Sub", [outside, infs], hint="finite_out_of_range"),
     }

@@ -108,8 +108,11 @@ def test_bit_depth_rejects_bad_parameters():
 def test_median_bit_exact_with_scipy_on_photos(photo_crops, layout, k):
     for name, crop in photo_crops.items():
         x = to_layout(crop, layout)
+        want = scipy_median(x, k, layout)
         got = run_op(lambda b, t: graph_ops.median(b, t, k, layout), x, layout)
-        assert same_bits(got, scipy_median(x, k, layout)), name
+        assert same_bits(got, want), name
+        got = run_op(lambda b, t: graph_ops.median(b, t, k, layout, portable=True), x, layout)
+        assert same_bits(got, want), name
 
 
 @pytest.mark.parametrize("k", graph_ops.MEDIAN_SIZES)
@@ -178,13 +181,16 @@ def test_input_checks_count_per_sample(tensorrt_safe):
     assert nan.dtype == inf.dtype == oor.dtype == np.int32
 
 
-def test_tensorrt_safe_inf_equals_isinf_on_special_values():
-    special = np.array([0, -0.0, 1, -1, np.inf, -np.inf, np.nan, 3.4028235e38, -3.4028235e38, 1e-45],
+@pytest.mark.parametrize("mask, reference", [("inf_mask", np.isinf), ("nan_mask", np.isnan)])
+def test_tensorrt_safe_masks_equal_isinf_isnan_on_special_values(mask, reference):
+    special = np.array([0, -0.0, 1, -1, np.inf, -np.inf, np.nan, -np.nan, 3.4028235e38, -3.4028235e38, 1e-45],
                        np.float32)
     x = np.resize(special, (2, 3, 4, 5)).astype(np.float32)
-    a = run_op(lambda b, t: graph_ops.inf_mask(b, t, False), x)
-    c = run_op(lambda b, t: graph_ops.inf_mask(b, t, True), x)
-    assert np.array_equal(a, c) and np.array_equal(a, np.isinf(x))
+    x.view(np.uint32)[0, 0, 0, :2] = [0x7FC00001, 0xFF800001]  # NaN payloads, signalling NaN
+    build = getattr(graph_ops, mask)
+    a = run_op(lambda b, t: build(b, t, False), x)
+    c = run_op(lambda b, t: build(b, t, True), x)
+    assert np.array_equal(a, c) and np.array_equal(a, reference(x))
 
 
 def test_range_violations_per_channel_bounds():
@@ -315,11 +321,11 @@ def test_guard_input_checks_flag_and_score_nonfinite():
     assert np.array_equal(out[graph.OUT_OF_RANGE_COUNT], [0, 0, 2])
     assert np.array_equal(out[graph.FLAGS], [True, True, True])
     assert np.all(np.isinf(out[graph.SCORES][:2])) and np.all(np.isfinite(out[graph.SCORES][2]))
-    trt = guard_outputs(build_guard_graph(conv_classifier(), squeezers=["bit_depth:5"], threshold=1e9,
-                                          tensorrt_safe=True), {"image": x})
-    assert "IsInf" not in {n.op_type for n in build_guard_graph(
-        conv_classifier(), squeezers=["bit_depth:5"], threshold=1.0, tensorrt_safe=True).graph.node}
-    for key in (graph.NAN_COUNT, graph.INF_COUNT, graph.OUT_OF_RANGE_COUNT, graph.FLAGS):
+    safe = build_guard_graph(conv_classifier(), squeezers=["bit_depth:5", "median:2"], threshold=1e9,
+                             tensorrt_safe=True)
+    assert not {"IsInf", "IsNaN", "Pad"} & {n.op_type for n in safe.graph.node}
+    trt = guard_outputs(safe, {"image": x})
+    for key in (graph.NAN_COUNT, graph.INF_COUNT, graph.OUT_OF_RANGE_COUNT, graph.FLAGS, graph.SCORES):
         assert np.array_equal(trt[key], out[key])
 
 
