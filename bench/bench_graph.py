@@ -1,8 +1,8 @@
 """In-graph guard (bit_depth:5 + median:2 as ONNX operators, one model) vs the plain model, 1 thread.
 
 The guard model runs the model three times (original + two squeezed copies, the copies as one batch of
-two), so the floor is ~3x plain. Second anchor: the same detector with NumPy squeezers and one batched
-onnxruntime run of the squeezed copies (host-side assembly, what the graph replaces on a device).
+two), so the floor is ~3x plain. Other anchors: native mode (pyguard.InferenceSession with the same
+profile: native kernels, batched onnxruntime run) and the same detector with NumPy squeezers.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def resnet18_shaped(seed: int = 0) -> onnx.ModelProto:
         return f"{name}_r"
 
     x = conv("image", 3, 64, 7, 2, True, "stem")
-    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1] * 4))
     x, cin = "pool", 64
     for stage, cout in enumerate((64, 128, 256, 512)):
         for block in range(2):
@@ -61,7 +62,8 @@ def resnet18_shaped(seed: int = 0) -> onnx.ModelProto:
     inits.append(numpy_helper.from_array(np.zeros(1000, np.float32), "fc_b"))
     nodes.append(helper.make_node("Gemm", ["feat", "fc_w", "fc_b"], ["logits"]))
     graph = helper.make_graph(
-        nodes, "resnet18_shaped", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        nodes, "resnet18_shaped",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -120,6 +122,28 @@ def test_numpy_squeezers_two_runs(benchmark, model_case, image_nchw):
 
     tag(benchmark, target(name), "anchor")
     benchmark(detector, image_nchw)
+
+
+def profile_for(model: onnx.ModelProto):
+    from pyguard.profile import GuardProfile, InputSpec, model_sha256
+
+    spec = InputSpec(name="image", layout="NCHW", dtype="float32", range=(0.0, 1.0))
+    return GuardProfile(model_sha256=model_sha256(model.SerializeToString()), input=spec,
+                        output_name=model.graph.output[0].name, output_kind="logits", squeezers=SQUEEZERS,
+                        threshold=0.1, fpr=0.05)
+
+
+def test_native_mode(benchmark, model_case, image_nchw):
+    import pyguard
+
+    name, model = model_case
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = pyguard.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"],
+                                    profile=profile_for(model))
+    tag(benchmark, target(name), "anchor")
+    benchmark(sess.run, None, {"image": image_nchw})
 
 
 def test_graph_guard(benchmark, model_case, image_nchw):

@@ -291,7 +291,7 @@ def test_guard_dynamic_batch_runs_unbatched_on_request(photo_batch):
     check_guard_matches_reference(conv_classifier(), photo_batch, ["bit_depth:5", "median:2"], batched=False)
 
 
-@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("opset", [13, 18, 21])
 def test_guard_other_opsets(photo_batch, opset):
     model = conv_classifier(opset=opset)
     check_guard_matches_reference(model, photo_batch, ["bit_depth:5", "median:2", "median:3"])
@@ -384,6 +384,35 @@ def test_guard_two_inputs_two_outputs(photo_batch):
     p = [v / v.sum(1, keepdims=True) for v in p]
     d = np.stack([np.abs(p[1] - p[0]).sum(1), np.abs(p[2] - p[0]).sum(1)], 1)
     np.testing.assert_allclose(out[graph.SCORES][:, :2], d, rtol=1e-4, atol=2e-6)
+
+
+def if_model() -> onnx.ModelProto:
+    """The conv classifier whose logits go through an If (branches read the outer-scope "logits")."""
+    base = conv_classifier()
+    g = base.graph
+    g.node[-1].output[0] = "logits"
+    then_g = helper.make_graph([helper.make_node("Identity", ["logits"], ["then_out"])], "then", [],
+                               [helper.make_empty_tensor_value_info("then_out")])
+    else_g = helper.make_graph([helper.make_node("Neg", ["logits"], ["else_out"])], "else", [],
+                               [helper.make_empty_tensor_value_info("else_out")])
+    g.initializer.append(numpy_helper.from_array(np.array(True), "use_then"))
+    g.node.append(helper.make_node("If", ["use_then"], ["out"], then_branch=then_g, else_branch=else_g))
+    onnx.checker.check_model(base)
+    return base
+
+
+def test_guard_model_with_subgraphs(photo_batch):
+    check_guard_matches_reference(if_model(), photo_batch, ["bit_depth:5", "median:2"])
+
+
+def test_guard_model_already_using_pyguard_names(photo_batch):
+    model = conv_classifier()
+    for node in model.graph.node:  # intermediate names the guard's own prefixes would pick first
+        node.output[:] = [o if o == "out" else f"pyguard/squeezed/{o}" for o in node.output]
+        node.input[:] = [i if i in ("image",) or not i.startswith(("c", "r", "p", "f")) else
+                         f"pyguard/squeezed/{i}" for i in node.input]
+    onnx.checker.check_model(model)
+    check_guard_matches_reference(model, photo_batch, ["bit_depth:5", "median:2"])
 
 
 # ---- refusals -----------------------------------------------------------------------------------------
