@@ -205,7 +205,8 @@ INF = -1  # symbolic +inf wire (padding of a sorting network)
 class MinMaxNet:
     """A symbolic compare-exchange network: wires hold value ids (or INF); nodes are emitted lazily.
 
-    Nodes are ("in", tensor) leaves, ("slice", id, offset) window taps, and ("min"|"max", a, b). Padding
+    Nodes are ("in", tensor) leaves, ("slice", id, offset, extra) window taps (x[offset : len - extra +
+    offset] along the tapped axis; extra None = the emit default), and ("min"|"max", a, b). Padding
     wires hold +inf, for which compare-exchanges are no-ops, and nothing is emitted for a value the
     requested output does not depend on, so a full sorting network prunes down to a selection network.
     """
@@ -223,8 +224,8 @@ class MinMaxNet:
     def leaf(self, tensor: str) -> int:
         return self.add(("in", tensor))
 
-    def tap(self, value: int, offset: int) -> int:
-        return self.add(("slice", value, offset))
+    def tap(self, value: int, offset: int, extra: int | None = None) -> int:
+        return self.add(("slice", value, offset, extra))
 
     def ce(self, a: int, b: int) -> tuple[int, int]:
         """Compare-exchange: (min, max)."""
@@ -305,19 +306,22 @@ class MinMaxNet:
             if kind == "in":
                 names[v] = args[0]
             elif kind == "slice":
-                names[v] = shift_window(b, names[args[0]], tap_axis, args[1], tap_extra)
+                extra = tap_extra if args[2] is None else args[2]
+                names[v] = shift_window(b, names[args[0]], tap_axis, args[1], extra)
             else:
                 names[v] = b.node("Min" if kind == "min" else "Max", [names[d] for d in deps], hint=kind)
         return names[out]
 
-    def evaluate(self, out: int, leaves: dict[str, np.ndarray], tap) -> np.ndarray:
-        """Evaluate ``out`` with NumPy (for tests of the network itself)."""
+    def evaluate(self, out: int, leaves: dict[str, np.ndarray], tap_extra: int) -> np.ndarray:
+        """Evaluate ``out`` with NumPy, taps slicing the last axis (for tests of the network itself)."""
         memo: dict[int, np.ndarray] = {}
         for v, (kind, *args) in enumerate(self.nodes[: out + 1]):
             if kind == "in":
                 memo[v] = leaves[args[0]]
             elif kind == "slice":
-                memo[v] = tap(memo[args[0]], args[1])
+                arr, offset = memo[args[0]], args[1]
+                extra = tap_extra if args[2] is None else args[2]
+                memo[v] = arr[..., offset: arr.shape[-1] - extra + offset]
             else:
                 memo[v] = (np.minimum if kind == "min" else np.maximum)(memo[args[0]], memo[args[1]])
         return memo[out]
@@ -354,9 +358,15 @@ def median_network(net: MinMaxNet, rows: list[int]) -> int:
     """The rank-k*k//2 element of a k x k window whose k row taps are ``rows`` (columns are tapped
     horizontally). Columns are sorted once; 3x3 then uses the classic identity median = med3(max of the
     column minima, med3 of the column medians, min of the column maxima); other sizes merge the sorted
-    columns with odd-even merges, pruned to the one output."""
+    columns with odd-even merges, pruned to the one output (for 5x5, adjacent column pairs are merged
+    once and shared by the windows that contain them)."""
     size = len(rows)
     columns = net.sort(rows)
+    if size == 5:
+        pairs = net.merge_sorted([[net.tap(v, 0, 1) for v in columns], [net.tap(v, 1, 1) for v in columns]])
+        groups = [[net.tap(v, 0, 3) for v in pairs], [net.tap(v, 2, 3) for v in pairs],
+                  [net.tap(v, 4, 4) for v in columns]]
+        return net.merge_sorted(groups)[12]
     groups = [[net.tap(v, c) for v in columns] for c in range(size)]
     if size != 3:
         return net.merge_sorted(groups)[size * size // 2]
