@@ -295,6 +295,26 @@ def test_guard_fixed_batch_model_uses_one_copy_per_squeezer(photo_batch):
         build_guard_graph(model, squeezers=["bit_depth:5"], threshold=0.1, batched=True)
 
 
+def test_squeezed_runs_inside_the_guard_are_bit_exact(photo_batch):
+    """With optimizations on, each squeezed copy's model output equals the plain model's on the
+    NumPy/SciPy-squeezed input bit for bit: nothing was fused or reordered into the squeezers."""
+    model = conv_classifier()
+    guard = build_guard_graph(model, squeezers=["bit_depth:5", "median:2", "median:3"], threshold=0.1,
+                              batched=False)
+    copies = [f"pyguard/squeezed{i}/out" for i in range(3)]
+    guard.graph.output.extend([helper.make_empty_tensor_value_info(n) for n in copies])
+    got = session(guard).run(copies, {"image": photo_batch})
+    plain = session(model)
+    inputs = [graph_ops.bit_depth_numpy(photo_batch, 5), scipy_median(photo_batch, 2, "NCHW"),
+              scipy_median(photo_batch, 3, "NCHW")]
+    for y, squeezed in zip(got, inputs):
+        assert same_bits(y, plain.run(None, {"image": squeezed})[0])
+    batched = build_guard_graph(model, squeezers=["bit_depth:5", "median:2", "median:3"], threshold=0.1)
+    batched.graph.output.append(helper.make_empty_tensor_value_info("pyguard/squeezed/out"))
+    (y,) = session(batched).run(["pyguard/squeezed/out"], {"image": photo_batch})
+    assert same_bits(y, plain.run(None, {"image": np.concatenate(inputs)})[0])
+
+
 def test_guard_dynamic_batch_runs_unbatched_on_request(photo_batch):
     check_guard_matches_reference(conv_classifier(), photo_batch, ["bit_depth:5", "median:2"], batched=False)
 
