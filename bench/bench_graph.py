@@ -151,3 +151,57 @@ def test_graph_guard(benchmark, model_case, image_nchw):
     sess = session(build_guard_graph(model, squeezers=SQUEEZERS, threshold=0.1))
     tag(benchmark, target(name), "ours", goal=round(1 / 3.05, 3) if name.startswith("ResNet") else None)
     benchmark(sess.run, None, {"image": image_nchw})
+
+
+# ---- the squeezers alone: onnxruntime running the op-level builders vs NumPy/native on the host ------------
+
+def op_session(build) -> ort.InferenceSession:
+    from pyguard import graph_ops
+
+    return session(graph_ops.single_op_model(build))
+
+
+def test_op_bit_depth_numpy(benchmark, image_nchw):
+    tag(benchmark, "graph op bit_depth:5 1x3x224x224", "anchor")
+    benchmark(bit_depth_numpy, image_nchw, 5)
+
+
+def test_op_bit_depth_graph(benchmark, image_nchw):
+    from pyguard import graph_ops
+
+    sess = op_session(lambda b, x: graph_ops.bit_depth(b, x, 5))
+    tag(benchmark, "graph op bit_depth:5 1x3x224x224", "ours")
+    benchmark(sess.run, None, {"x": image_nchw})
+
+
+def test_op_median2_numpy(benchmark, image_nchw):
+    tag(benchmark, "graph op median:2 1x3x224x224", "anchor")
+    benchmark(median2_numpy, image_nchw)
+
+
+def test_op_median2_graph(benchmark, image_nchw):
+    from pyguard import graph_ops
+
+    sess = op_session(lambda b, x: graph_ops.median(b, x, 2))
+    tag(benchmark, "graph op median:2 1x3x224x224", "ours")
+    benchmark(sess.run, None, {"x": image_nchw})
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_op_median_cv2(benchmark, image_nchw, k):
+    import cv2
+
+    def per_plane(x):
+        return np.stack([cv2.medianBlur(p, k) for p in x[0]])[None]
+
+    tag(benchmark, f"graph op median:{k} 1x3x224x224", "anchor")
+    benchmark(per_plane, image_nchw)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_op_median_graph(benchmark, image_nchw, k):
+    from pyguard import graph_ops
+
+    sess = op_session(lambda b, x: graph_ops.median(b, x, k))
+    tag(benchmark, f"graph op median:{k} 1x3x224x224", "ours")
+    benchmark(sess.run, None, {"x": image_nchw})

@@ -255,9 +255,11 @@ def activation_bound_arrays(lo, hi, rank: int | None, name: str) -> tuple[np.nda
     if rank is None or rank < 2:
         raise ValueError(f"per-channel bounds for {name!r} need a tensor of known rank >= 2 (channels on "
                          "axis 1); shape inference could not tell its rank")
-    shape = (-1,) + (1,) * (rank - 2)
-    return np.broadcast_to(lo, hi.shape if lo.ndim == 0 else lo.shape).reshape(shape), \
-        np.broadcast_to(hi, lo.shape if hi.ndim == 0 else hi.shape).reshape(shape)
+    if lo.ndim == hi.ndim == 1 and lo.shape != hi.shape:
+        raise ValueError(f"activation bounds of {name!r}: {lo.size} lower and {hi.size} upper bounds")
+    channels = max(lo.size, hi.size)
+    shape = (channels,) + (1,) * (rank - 2)
+    return np.broadcast_to(lo, (channels,)).reshape(shape), np.broadcast_to(hi, (channels,)).reshape(shape)
 
 
 # ---- the guard graph ----------------------------------------------------------------------------------

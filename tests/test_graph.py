@@ -471,6 +471,8 @@ def test_bad_arguments_are_refused():
         (dict(normalization=([0.5] * 3, [0.0, 1.0, 1.0])), "positive"),
         (dict(activation_bounds={"nope": (0, 1)}), "unknown tensor"),
         (dict(activation_bounds={"r1": (2.0, 1.0)}), "lo <= hi"),
+        (dict(activation_bounds={"r1": ([0.0] * 8, [1.0] * 7)}), "8 lower and 7 upper"),
+        (dict(activation_bounds={"r1": ([[0.0]], 1.0)}), "scalars or 1-D"),
         (dict(output_kind="scores"), "output_kind"),
     ]
     for kwargs, match in cases:
