@@ -248,6 +248,8 @@ def activation_bound_arrays(lo, hi, rank: int | None, name: str) -> tuple[np.nda
     lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
     if lo.ndim > 1 or hi.ndim > 1:
         raise ValueError(f"activation bounds of {name!r} must be scalars or 1-D per channel")
+    if lo.ndim == hi.ndim == 1 and lo.shape != hi.shape:
+        raise ValueError(f"activation bounds of {name!r}: {lo.size} lower and {hi.size} upper bounds")
     if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo > hi):
         raise ValueError(f"activation bounds of {name!r} need lo <= hi and no NaN")
     if lo.ndim == hi.ndim == 0:
@@ -255,8 +257,6 @@ def activation_bound_arrays(lo, hi, rank: int | None, name: str) -> tuple[np.nda
     if rank is None or rank < 2:
         raise ValueError(f"per-channel bounds for {name!r} need a tensor of known rank >= 2 (channels on "
                          "axis 1); shape inference could not tell its rank")
-    if lo.ndim == hi.ndim == 1 and lo.shape != hi.shape:
-        raise ValueError(f"activation bounds of {name!r}: {lo.size} lower and {hi.size} upper bounds")
     channels = max(lo.size, hi.size)
     shape = (channels,) + (1,) * (rank - 2)
     return np.broadcast_to(lo, (channels,)).reshape(shape), np.broadcast_to(hi, (channels,)).reshape(shape)
