@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import onnxruntime as _ort
 from onnxruntime.capi import onnxruntime_inference_collection as _collection
@@ -27,6 +28,14 @@ from .session import ACTIONS, InferenceSession, _OrtSession
 
 _lock = threading.Lock()
 _active: list[_Patch] = []
+
+
+def _mentions_pyguard(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"pyguard-profile" in f.read(4096)
+    except OSError:
+        return False
 
 
 class ProfileDirectory:
@@ -49,8 +58,10 @@ class ProfileDirectory:
             path = os.path.join(self.path, name)
             try:
                 profile = GuardProfile.load(path)
-            except ProfileError:
-                continue  # not a pyguard profile (or a broken one): only loading it by sha256 would fail
+            except ProfileError as e:
+                if _mentions_pyguard(path):  # a broken profile leaves its model unguarded: say so
+                    warnings.warn(f"pyguard.patch: ignoring unusable profile {path}: {e}", stacklevel=4)
+                continue
             index[profile.model_sha256] = path
         self._index, self._stamp = index, stamp
 

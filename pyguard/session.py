@@ -160,6 +160,7 @@ class InferenceSession(_OrtSession):
         self._inputs = {a.name: _InputMeta(a) for a in self.get_inputs()}
         self._optional = {a.name for a in self.get_overridable_initializers()}
         self._output_names = [o.name for o in self.get_outputs()]
+        self._output_set = frozenset(self._output_names)
         self._detector = None
         if action == "purify" and not (profile is not None and profile.squeezers):
             raise ConfigError("action='purify' needs a profile with at least one squeezer")
@@ -195,10 +196,13 @@ class InferenceSession(_OrtSession):
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array, "
                              f"got {type(input_feed).__name__}")
-        names = list(self._output_names) if not output_names else list(output_names)
-        unknown = [n for n in names if n not in self._output_names]
-        if unknown:
-            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        if output_names:
+            names = list(output_names)
+            unknown = [n for n in names if n not in self._output_set]
+            if unknown:
+                raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        else:
+            names = self._output_names
         self._check_feed(input_feed)
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
@@ -227,7 +231,7 @@ class InferenceSession(_OrtSession):
                 raise InputError(f"unknown input name {name!r}; model inputs: {list(self._inputs)}")
             if isinstance(value, np.ndarray):
                 meta.check(value)
-            elif name == self._primary and not isinstance(value, _ort.OrtValue):
+            elif name == self._primary and (self._detector or not isinstance(value, _ort.OrtValue)):
                 raise InputError(f"input {name!r} must be a numpy array, got {type(value).__name__}")
         missing = [n for n in self._inputs if n not in feed]
         if missing:
@@ -288,16 +292,15 @@ class InferenceSession(_OrtSession):
         t2 = time.perf_counter()
         run_names = names if det.output_name in names else [*names, det.output_name]
         prob_index = run_names.index(det.output_name)
+        per_slot = joint_outputs = None
         if joint:
-            outputs, per_slot = self._run_joint(run_names, feed, ws, n, run_options)
-            if x.shape not in det.joint_ok and not self._verify_joint(run_names, feed, outputs, run_options):
-                det.joint_ok[x.shape] = False  # batching changed the numbers: run the original alone
-                outputs = _OrtSession.run(self, run_names, feed, run_options)
-                per_slot = None
-            else:
-                det.joint_ok[x.shape] = True
-        else:
-            per_slot = None
+            joint_outputs, per_slot = self._run_joint(run_names, feed, ws, n, run_options)
+            outputs = per_slot[0]
+            if x.shape not in det.joint_ok:  # first call with this shape: is the batched run exact?
+                alone = _OrtSession.run(self, run_names, feed, run_options)
+                det.joint_ok[x.shape] = _same_bits(alone, outputs)
+                if not det.joint_ok[x.shape]:  # batching changed the numbers: run the original alone
+                    outputs, per_slot, joint_outputs = alone, None, None
         if per_slot is None:
             if not joint:
                 outputs = _OrtSession.run(self, run_names, feed, run_options)
@@ -306,8 +309,11 @@ class InferenceSession(_OrtSession):
         timings["inference"] = _ms(t2)
 
         t3 = time.perf_counter()
-        probs = [slot_outputs[prob_index] for slot_outputs in per_slot]
-        scores, per_squeezer = _squeeze_scores(probs, n, det.logits)
+        if joint_outputs is not None:  # one array holds every copy: no stacking needed
+            probs = joint_outputs[prob_index].reshape(len(per_slot), n, -1)
+        else:
+            probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
+        scores, per_squeezer = _squeeze_scores(probs, det.logits)
         scores[nonfinite > 0] = np.inf
         extra = {"squeeze": scores, **dict(zip(det.keys, per_squeezer))}
         report = self._report(n, nonfinite, out_of_range, det.threshold, extra, timings)
@@ -327,17 +333,18 @@ class InferenceSession(_OrtSession):
             zeros = np.zeros(n, dtype=np.int64)
             return zeros, zeros.copy(), x
         if det.affine is None:
-            checks = ops.sample_checks(x, lo=det.lo, hi=det.hi)
+            checks = ops.sample_checks(x, lo=det.lo, hi=det.hi, grid=None)
             nonfinite, out_of_range = checks.nonfinite, checks.out_of_range
             src = _finite_copy(x, nonfinite, det.lo) if nonfinite.any() else x
             return nonfinite, out_of_range, src
-        nonfinite = ops.sample_checks(x).nonfinite
+        nonfinite = ops.sample_checks(x, grid=None).nonfinite
         a, b = det.affine
         np.multiply(x, a, out=ws.unit)
         np.add(ws.unit, b, out=ws.unit)
         if nonfinite.any():
             ws.unit[~np.isfinite(ws.unit)] = 0.0
-        out_of_range = ops.sample_checks(ws.unit, lo=-_UNIT_TOLERANCE, hi=1.0 + _UNIT_TOLERANCE).out_of_range
+        out_of_range = ops.sample_checks(ws.unit, lo=-_UNIT_TOLERANCE, hi=1.0 + _UNIT_TOLERANCE,
+                                          grid=None).out_of_range
         return nonfinite, out_of_range, ws.unit
 
     def _other_feed(self, feed: dict, n: int, copies: int, ws: _Workspace | None) -> dict:
@@ -368,12 +375,7 @@ class InferenceSession(_OrtSession):
                 raise InputError("a batched run returned an output without the batch axis; this model "
                                  "cannot be run jointly")
         per_slot = [[o[i * n:(i + 1) * n] for o in outputs] for i in range(copies)]
-        return per_slot[0], per_slot
-
-    def _verify_joint(self, run_names, feed, joint_outputs, run_options) -> bool:
-        """First call with a shape: check that the batched run reproduces onnxruntime's own outputs."""
-        alone = _OrtSession.run(self, run_names, feed, run_options)
-        return all(np.array_equal(a, b) for a, b in zip(alone, joint_outputs))
+        return outputs, per_slot
 
     def _run_slot(self, run_names, feed, slot, run_options):
         slot_feed = dict(feed)
@@ -391,19 +393,18 @@ class InferenceSession(_OrtSession):
         return result
 
     def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
-        flagged = (nonfinite > 0) | (out_of_range > 0)
         squeeze = extra.get("squeeze")
-        if squeeze is not None:
-            flagged = flagged | (squeeze > threshold)
-        reasons = [[] for _ in range(n)]
-        for i in np.flatnonzero(flagged):
-            r = reasons[i]
-            if nonfinite[i]:
-                r.append("non_finite")
-            if out_of_range[i]:
-                r.append("input_range")
-            if squeeze is not None and squeeze[i] > threshold:
-                r.append("squeeze")
+        bad_values = nonfinite > 0
+        bad_range = out_of_range > 0
+        above = squeeze > threshold if squeeze is not None else None
+        flagged = bad_values | bad_range
+        if above is not None:
+            flagged |= above
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        if flagged.any():  # rare: name the reasons of each flagged sample
+            for i in np.flatnonzero(flagged).tolist():
+                reasons[i] = [name for name, hit in (("non_finite", bad_values), ("input_range", bad_range),
+                                                     ("squeeze", above)) if hit is not None and hit[i]]
         scores = {"non_finite": nonfinite, "out_of_range": out_of_range, **extra}
         return GuardReport(flagged=flagged, scores=scores, reasons=reasons, threshold=threshold,
                            timings=timings, action=self.action)
@@ -413,9 +414,14 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def _same_bits(a: list, b: list) -> bool:
+    return all(isinstance(u, np.ndarray) and u.dtype == v.dtype and u.shape == v.shape
+               and u.tobytes() == v.tobytes() for u, v in zip(a, b))
+
+
 def _nonfinite_counts(value: np.ndarray) -> np.ndarray:
     if value.dtype == np.float32:
-        return ops.sample_checks(value).nonfinite
+        return ops.sample_checks(value, grid=None).nonfinite
     flat = np.ascontiguousarray(value).reshape(value.shape[0], -1)
     return (~np.isfinite(flat)).sum(axis=1).astype(np.int64)
 
@@ -427,9 +433,10 @@ def _finite_copy(x: np.ndarray, nonfinite: np.ndarray, fill: float) -> np.ndarra
     return clean
 
 
-def _squeeze_scores(probs: list[np.ndarray], n: int, logits: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """L1 distance between the original's probability vector and each squeezed copy's; max over copies."""
-    p = np.stack([np.asarray(q, dtype=np.float64).reshape(n, -1) for q in probs])
+def _squeeze_scores(probs: np.ndarray, logits: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """L1 distance between the original's probability vector (``probs[0]``, copies x samples x classes) and
+    each squeezed copy's; max over copies. Computed in float64."""
+    p = probs.astype(np.float64)
     if logits:
         p -= p.max(axis=-1, keepdims=True)
         np.exp(p, out=p)

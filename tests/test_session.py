@@ -144,6 +144,27 @@ def test_dynamic_batch_runs_original_and_squeezed_in_one_batch(profiles, monkeyp
     assert counter.batches == [9, 9, 9]
 
 
+def test_falls_back_to_separate_runs_when_batching_changes_the_numbers(profiles, monkeypatch):
+    model, feed_of, _ = CASES["dynamic_nchw_logits"]
+    sess = pyguard.InferenceSession(model, profile=profiles["dynamic_nchw_logits"])
+    original = _OrtSession.run
+    batches = []
+
+    def inexact(s, names, feed, run_options=None):  # a provider whose batched results differ slightly
+        batches.append(feed["image"].shape[0])
+        out = original(s, names, feed, run_options)
+        return [o + np.float32(1e-6) for o in out] if feed["image"].shape[0] > 2 else out
+
+    monkeypatch.setattr(_OrtSession, "run", inexact)
+    feed = feed_of(2)
+    want = original(sess, None, feed)
+    for _ in range(2):
+        got, report = sess.run_with_report(None, feed)
+        assert same_bits(got[0], want[0])
+    assert batches == [6, 2, 2, 2] + [2, 2, 2]  # batched + check + 2 copies; then 3 separate runs
+    assert np.isfinite(report.scores["squeeze"]).all()
+
+
 def test_fixed_batch_runs_once_per_copy(profiles, monkeypatch):
     model, feed_of, _ = CASES["fixed_batch_probs"]
     sess = pyguard.InferenceSession(model, profile=profiles["fixed_batch_probs"])
@@ -336,6 +357,16 @@ def test_bad_feeds_raise_input_error(guarded, feed, match):
         guarded.run(None, feed)
 
 
+def test_ort_values_pass_through_sanity_only_sessions(guarded):
+    model = CASES["dynamic_nchw_logits"][0]
+    x = models.images(2)
+    value = ort.OrtValue.ortvalue_from_numpy(x)
+    assert same_bits(pyguard.InferenceSession(model).run(None, {"image": value})[0],
+                     plain_run(model, {"image": x})[0])
+    with pytest.raises(pyguard.InputError, match="must be a numpy array"):
+        guarded.run(None, {"image": value})  # the detector needs the pixels
+
+
 def test_bad_feed_on_fixed_batch_and_bad_output_name(profiles):
     model, feed_of, _ = CASES["fixed_batch_probs"]
     sess = pyguard.InferenceSession(model, profile=profiles["fixed_batch_probs"])
@@ -384,3 +415,38 @@ def test_bad_action_and_profile_type():
         pyguard.InferenceSession(model, profile={"threshold": 1})
     with pytest.raises(pyguard.ConfigError, match="purify"):
         pyguard.InferenceSession(model, action="purify")
+
+
+# ---- every squeezer on every layout ------------------------------------------------------------------------
+def _direct_squeeze(spec, x, layout):
+    """The squeezer applied with pyguard.ops directly (NHW images go through as one-channel NHWC)."""
+    view, lay = (x[..., None], "NHWC") if layout == "NHW" else (x, layout)
+    kind, arg = spec.split(":")
+    if kind == "bit_depth":
+        out = ops.bit_depth(view, int(arg))
+    elif kind == "median":
+        out = ops.median_filter(view, int(arg), layout=lay)
+    elif kind == "jpeg":
+        out = ops.jpeg(view, int(arg), layout=lay)
+    else:
+        search, patch, h = arg.split("-")
+        out = ops.nl_means(view, search=int(search), patch=int(patch), h=float(h), layout=lay)
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("spec", ["bit_depth:3", "median:3", "median:5", "jpeg:75", "nl_means:5-3-4"])
+@pytest.mark.parametrize("layout, dtype", [("NCHW", np.float32), ("NHWC", np.float32), ("NHW", np.float32),
+                                           ("NCHW", np.uint8)])
+def test_every_squeezer_on_every_layout(spec, layout, dtype):
+    channels = 1 if layout == "NHW" else 3
+    model = models.classifier(layout=layout, channels=channels, outputs=("probs",),
+                              dtype=TensorProto.UINT8 if dtype == np.uint8 else TensorProto.FLOAT)
+    data = models.images(12, layout="NHWC" if layout == "NHWC" else "NCHW", channels=channels, dtype=dtype)
+    if layout == "NHW":
+        data = np.ascontiguousarray(data[:, 0])
+    profile = pyguard.calibrate(model, data[:10], squeezers=(spec,), fpr=0.1)
+    x = data[10:]
+    _, report = pyguard.InferenceSession(model, profile=profile).run_with_report(None, {"image": x})
+    p0 = plain_run(model, {"image": x})[0].astype(np.float64)
+    p1 = plain_run(model, {"image": _direct_squeeze(spec, x, layout)})[0].astype(np.float64)
+    np.testing.assert_allclose(report.scores["squeeze"], np.abs(p0 - p1).sum(axis=1), rtol=1e-6, atol=1e-9)
