@@ -13,6 +13,7 @@
 // 5x5 network is inlined; the value is a don't-care operand of an unmasked instruction.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {
 namespace median_avx512 {
@@ -22,15 +23,15 @@ namespace median_avx512 {
 struct F32 {
     using T = float;
     using V = __m512;
-    using M = __mmask16; // lanes that were NaN
+    using M = __mmask16; // lanes that saw no NaN so far: one masked compare per vector keeps it
     static constexpr size_t lanes = 16;
     static V load(const T *p) { return _mm512_loadu_ps(p); }
     static void store(T *p, V v) { _mm512_storeu_ps(p, v); }
     static V mn(V a, V b) { return _mm512_min_ps(a, b); }
     static V mx(V a, V b) { return _mm512_max_ps(a, b); }
-    static M nan_none() { return 0; }
-    static M nan_add(M m, V v) { return static_cast<M>(m | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)); }
-    static bool nan_any(M m) { return m != 0; }
+    static M nan_none() { return static_cast<M>(0xFFFF); }
+    static M nan_add(M m, V v) { return _mm512_mask_cmp_ps_mask(m, v, v, _CMP_ORD_Q); }
+    static bool nan_any(M m) { return m != 0xFFFF; }
 };
 
 struct U8 {

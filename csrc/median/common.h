@@ -31,8 +31,9 @@ inline void check_size(int size) {
 }
 
 // Scratch for the SIMD row pipeline, in elements: `size` sorted-column rows padded by the window on both
-// sides, plus for 5x5 ten merged column-pair rows.
+// sides, plus for 5x5 ten merged column-pair rows (2x2 works straight from the input rows).
 inline size_t scratch_elems(size_t width, size_t channels, int size) {
+    if (size == 2) return 0;
     const size_t padded = (width + static_cast<size_t>(size) - 1) * channels;
     return padded * static_cast<size_t>(size == 5 ? 15 : size);
 }
