@@ -153,7 +153,8 @@ def test_graph_guard(benchmark, model_case, image_nchw):
     benchmark(sess.run, None, {"image": image_nchw})
 
 
-# ---- the squeezers alone: onnxruntime running the op-level builders vs NumPy/native on the host ------------
+# ---- the squeezers alone: onnxruntime running the op-level builders vs NumPy / OpenCV on the host -------
+# (cv2.medianBlur borders differ from SciPy's reflect: a timing anchor only.)
 
 def op_session(build) -> ort.InferenceSession:
     from pyguard import graph_ops

@@ -599,6 +599,25 @@ def test_graph_mode_equals_native_mode(photo_batch, normalized):
     assert np.array_equal(out[graph.OUT_OF_RANGE_COUNT], report.scores["out_of_range"])
 
 
+def test_compile_guard_of_a_calibrated_profile_agrees_with_native_mode(photos):
+    import pyguard
+
+    img = photos["astronaut"].astype(np.float32) / 255.0
+    crops = np.stack([img[i:i + 24, j:j + 24] for i in range(0, 240, 24) for j in range(0, 96, 24)])
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
+    model = conv_classifier().SerializeToString()
+    native_session_or_skip(onnx.load_from_string(model), None)
+    profile = pyguard.calibrate(model, x[:30], squeezers=("bit_depth:4", "median:2"), fpr=0.2)
+    held_out = x[30:]
+    _, report = pyguard.InferenceSession(model, providers=["CPUExecutionProvider"], profile=profile) \
+        .run_with_report(None, {"image": held_out})
+    out = guard_outputs(compile_guard(model, profile), {"image": held_out})
+    np.testing.assert_allclose(out[graph.SCORES][:, -1], report.scores["squeeze"], rtol=1e-4, atol=2e-6)
+    decisive = np.abs(report.scores["squeeze"] - profile.threshold) > 1e-4
+    assert decisive.sum() >= len(held_out) - 1
+    assert np.array_equal(out[graph.FLAGS][decisive], report.flagged[decisive])
+
+
 # ---- native kernels (once merged) and CUDA ------------------------------------------------------------
 
 def native_op(name: str):
