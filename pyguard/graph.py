@@ -275,6 +275,7 @@ class GuardSpec:
     lo: float
     hi: float
     affine: tuple[np.ndarray, np.ndarray] | None  # unit = x * a + b maps normalized input to [0, 1]
+    uint8: bool  # uint8 input: squeezed as the native uint8 kernels do, fed back as uint8
     layout: str
     logits: bool
     batched: bool
@@ -293,8 +294,12 @@ def resolve(m: onnx.ModelProto, *, input_name, output_name, squeezers, threshold
     graph = m.graph
     image = pick_input(graph, input_name)
     output = pick_output(graph, output_name)
-    if image.type.tensor_type.elem_type != TensorProto.FLOAT:
-        raise ValueError(f"input {image.name!r} must be float32 for the in-graph guard")
+    elem_type = image.type.tensor_type.elem_type
+    if elem_type not in (TensorProto.FLOAT, TensorProto.UINT8):
+        raise ValueError(f"input {image.name!r} must be float32 or uint8 for the in-graph guard")
+    uint8 = elem_type == TensorProto.UINT8
+    if uint8 and (tuple(float(v) for v in input_range) != (0.0, 255.0) or normalization is not None):
+        raise ValueError(f"uint8 input {image.name!r} needs input_range=(0, 255) and no normalization")
     shape = dims(image)
     if shape is not None and len(shape) != len(layout):
         raise ValueError(f"input {image.name!r} has rank {len(shape)}; layout {layout!r} needs {len(layout)}")
@@ -315,7 +320,7 @@ def resolve(m: onnx.ModelProto, *, input_name, output_name, squeezers, threshold
             raise ValueError(f"model already uses the name {reserved!r}")
     return GuardSpec(
         image=image, output=output, squeezers=specs, threshold=float(threshold), lo=lo, hi=hi,
-        affine=unit_affine(normalization, lo, hi, layout), layout=layout,
+        affine=unit_affine(normalization, lo, hi, layout), uint8=uint8, layout=layout,
         logits=resolve_logits(graph, output, output_kind), batched=bool(batched),
         bounds=resolve_bounds(m, activation_bounds or {}, names), input_checks=bool(input_checks),
         tensorrt_safe=bool(tensorrt_safe))
@@ -375,7 +380,8 @@ def build_guard_graph(
         input_name / output_name: the image input and the class output (default: the only one).
         squeezers: "bit_depth:BITS" and "median:SIZE" (2, 3, 5); "nl_means:*" and "jpeg:*" raise ValueError.
         threshold: a sample is flagged when its squeeze score (max L1 distance) is > threshold.
-        input_range: (lo, hi) of pixel values; the squeezers work on this range.
+        input_range: (lo, hi) of pixel values; the squeezers work on this range. A uint8 input needs
+            (0, 255): it is squeezed as the native uint8 kernels do and fed to the copies as uint8.
         normalization: optional per-channel (mean, std); the model input is (pixel - mean) / std. The guard
             maps it to [0, 1] pixels before squeezing and back after (squeezing normalized values was ART
             issue #84); the range check then allows 1e-4 of rounding, as native mode does.
@@ -428,6 +434,9 @@ def build_guard_graph(
 def pixel_space(b: Builder, spec: GuardSpec):
     """The tensor the squeezers read, and the map from squeezed values back to the model's input space."""
     x = spec.image.name
+    if spec.uint8:
+        source = b.node("Cast", [x], hint="pixels", to=TensorProto.FLOAT)
+        return source, lambda s: b.node("Cast", [s], hint="squeezed_u8", to=TensorProto.UINT8)
     if spec.affine is None:
         return x, lambda s: s
     a, c = b.const(spec.affine[0]), b.const(spec.affine[1])
@@ -436,6 +445,10 @@ def pixel_space(b: Builder, spec: GuardSpec):
 
 
 def squeeze(b: Builder, spec: GuardSpec, source: str, kind: str, value: int) -> str:
+    if kind == "bit_depth" and spec.uint8:  # as the native uint8 kernel: rint(bit_depth(v / 255) * 255)
+        unit = b.node("Div", [source, b.const(255.0)], hint="unit")
+        levels = b.node("Mul", [ops.bit_depth(b, unit, value), b.const(255.0)], hint="levels_u8")
+        return b.node("Round", [levels], hint="bit_depth_u8")
     if kind == "bit_depth":
         lo, hi = (0.0, 1.0) if spec.affine is not None else (spec.lo, spec.hi)
         return ops.bit_depth(b, source, value, lo, hi)
@@ -445,7 +458,7 @@ def squeeze(b: Builder, spec: GuardSpec, source: str, kind: str, value: int) -> 
 def add_input_checks(b: Builder, spec: GuardSpec, source: str) -> dict[str, str]:
     """NaN / Inf counts of the input; out-of-range count of finite pixels (in [0, 1] with 1e-4 of
     tolerance when normalized, as native mode)."""
-    x = spec.image.name
+    x = source if spec.uint8 else spec.image.name
     counts = ops.input_checks(b, x, spec.lo, spec.hi, spec.tensorrt_safe)
     if spec.affine is not None:
         lo, hi = -UNIT_TOLERANCE, 1.0 + UNIT_TOLERANCE
@@ -541,8 +554,6 @@ def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, *
         data = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
         profile.check_model(model_sha256(data))
     spec = profile.input
-    if getattr(spec, "dtype", "float32") != "float32":
-        raise ValueError(f"the in-graph guard needs a float32 input; the profile's is {spec.dtype}")
     normalization = (spec.mean, spec.std) if getattr(spec, "mean", None) is not None else None
     return build_guard_graph(
         model, input_name=spec.name, output_name=profile.output_name, squeezers=list(profile.squeezers),

@@ -9,8 +9,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 def conv_classifier(*, layout: str = "NCHW", batch: int | str = "N", classes: int = 10, channels: int = 3,
                     softmax: bool = False, opset: int = 17, seed: int = 0, width: int = 8,
-                    hw: tuple = ("H", "W")) -> onnx.ModelProto:
-    """Conv-ReLU-Conv-ReLU-GlobalAveragePool-Gemm classifier with random weights (logits or softmax)."""
+                    hw: tuple = ("H", "W"), uint8: bool = False) -> onnx.ModelProto:
+    """Conv-ReLU-Conv-ReLU-GlobalAveragePool-Gemm classifier with random weights (logits or softmax);
+    ``uint8``: the image input is uint8 pixels, scaled to [0, 1] inside the model."""
     rng = np.random.default_rng(seed)
     inits = [
         numpy_helper.from_array(rng.normal(0, 0.5, (width, channels, 3, 3)).astype(np.float32), "w1"),
@@ -22,6 +23,11 @@ def conv_classifier(*, layout: str = "NCHW", batch: int | str = "N", classes: in
     ]
     nodes = []
     x = "image"
+    if uint8:
+        inits.append(numpy_helper.from_array(np.array(255.0, np.float32), "u8_scale"))
+        nodes += [helper.make_node("Cast", [x], ["image_f32"], to=TensorProto.FLOAT),
+                  helper.make_node("Div", ["image_f32", "u8_scale"], ["image_unit"])]
+        x = "image_unit"
     if layout == "NHWC":
         nodes.append(helper.make_node("Transpose", [x], ["image_nchw"], perm=[0, 3, 1, 2]))
         x = "image_nchw"
@@ -38,7 +44,8 @@ def conv_classifier(*, layout: str = "NCHW", batch: int | str = "N", classes: in
         nodes.append(helper.make_node("Softmax", ["logits"], ["out"], axis=-1))
     in_shape = [batch, channels, *hw] if layout == "NCHW" else [batch, *hw, channels]
     graph = helper.make_graph(
-        nodes, "conv_classifier", [helper.make_tensor_value_info("image", TensorProto.FLOAT, in_shape)],
+        nodes, "conv_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8 if uint8 else TensorProto.FLOAT, in_shape)],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, classes])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8

@@ -487,9 +487,11 @@ def test_old_opset_and_non_float_inputs_are_refused():
     with pytest.raises(ValueError, match="opset 12"):
         build_guard_graph(conv_classifier(opset=12), squeezers=["bit_depth:5"], threshold=0.1)
     model = conv_classifier()
-    model.graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
-    with pytest.raises(ValueError, match="float32"):
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT16
+    with pytest.raises(ValueError, match="float32 or uint8"):
         build_guard_graph(model, squeezers=["bit_depth:5"], threshold=0.1)
+    with pytest.raises(ValueError, match=r"needs input_range=\(0, 255\)"):
+        build_guard_graph(conv_classifier(uint8=True), squeezers=["bit_depth:5"], threshold=0.1)
 
 
 def test_model_is_not_modified_and_accepts_bytes_and_paths(tmp_path, photo_batch):
@@ -597,6 +599,41 @@ def test_graph_mode_equals_native_mode(photo_batch, normalized):
     assert np.array_equal(out[graph.FLAGS], report.flagged)
     assert np.array_equal(out[graph.NAN_COUNT] + out[graph.INF_COUNT], report.scores["non_finite"])
     assert np.array_equal(out[graph.OUT_OF_RANGE_COUNT], report.scores["out_of_range"])
+
+
+def test_uint8_input_squeezed_like_the_native_uint8_kernels(photo_batch):
+    x = np.rint(photo_batch * 255).astype(np.uint8)
+    x[0, 0, :16, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16)  # every value
+    model = conv_classifier(uint8=True)
+    guard = build_guard_graph(model, squeezers=["bit_depth:3", "median:2", "median:3"], threshold=0.1,
+                              input_range=(0, 255), batched=False)
+    copies = [f"pyguard/squeezed{i}/out" for i in range(3)]
+    guard.graph.output.extend([helper.make_empty_tensor_value_info(n) for n in copies])
+    got = session(guard).run(["out", *copies], {"image": x})
+    plain = session(model)
+    assert same_bits(got[0], plain.run(None, {"image": x})[0])
+    u = x.astype(np.float32) / np.float32(255)
+    inputs = [np.rint(graph_ops.bit_depth_numpy(u, 3) * np.float32(255)).astype(np.uint8),
+              scipy_median(x, 2, "NCHW"), scipy_median(x, 3, "NCHW")]
+    for y, squeezed in zip(got[1:], inputs):
+        assert same_bits(y, plain.run(None, {"image": squeezed})[0])
+
+
+def test_uint8_graph_mode_equals_native_mode(photo_batch):
+    model = conv_classifier(uint8=True)
+    x = np.rint(photo_batch * 255).astype(np.uint8)
+    from pyguard.profile import GuardProfile, InputSpec, model_sha256
+
+    spec = InputSpec(name="image", layout="NCHW", dtype="uint8", range=(0.0, 255.0))
+    profile = GuardProfile(model_sha256=model_sha256(model.SerializeToString()), input=spec,
+                           output_name="out", output_kind="logits", squeezers=["bit_depth:4", "median:2"],
+                           threshold=0.01, fpr=0.05)
+    outputs, report = native_session_or_skip(model, profile).run_with_report(None, {"image": x})
+    out = guard_outputs(compile_guard(model, profile), {"image": x})
+    assert same_bits(out["out"], outputs[0])
+    np.testing.assert_allclose(out[graph.SCORES][:, -1], report.scores["squeeze"], rtol=1e-4, atol=2e-6)
+    decisive = np.abs(report.scores["squeeze"] - 0.01) > 1e-4
+    assert np.array_equal(out[graph.FLAGS][decisive], report.flagged[decisive])
 
 
 def test_compile_guard_of_a_calibrated_profile_agrees_with_native_mode(photos):
