@@ -18,6 +18,16 @@ max), ``pyguard_flags`` (bool [N]: squeeze score > threshold, or any input/activ
 ``pyguard_nan_count``, ``pyguard_inf_count``, ``pyguard_out_of_range_count`` (int32 [N], with input
 checks) and ``pyguard_activation_count`` (int32 [N, L]) / ``pyguard_activation_excess`` (float32 [N, L])
 for activation bounds on L tensors.
+
+Use on a device (the input stays there; only the small score/flag arrays come back)::
+
+    guard = pyguard.compile_guard("model.onnx", profile)
+    sess = onnxruntime.InferenceSession(guard.SerializeToString(), providers=["CUDAExecutionProvider"])
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input("input", device_tensor)       # an OrtValue already on the GPU
+    binding.bind_output("logits", "cuda")
+    binding.bind_output("pyguard_flags")                      # CPU: small
+    sess.run_with_iobinding(binding)
 """
 
 from __future__ import annotations

@@ -443,6 +443,22 @@ def test_guard_model_already_using_pyguard_names(photo_batch):
     check_guard_matches_reference(model, photo_batch, ["bit_depth:5", "median:2"])
 
 
+def test_guard_runs_with_iobinding(photo_batch):
+    """The device workflow: input bound as an OrtValue, outputs left to onnxruntime, copied back after."""
+    guard = build_guard_graph(conv_classifier(), squeezers=["bit_depth:5", "median:2"], threshold=0.01)
+    sess = session(guard)
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(photo_batch))
+    for o in sess.get_outputs():
+        binding.bind_output(o.name)
+    sess.run_with_iobinding(binding)
+    got = dict(zip([o.name for o in sess.get_outputs()], binding.copy_outputs_to_cpu()))
+    want = guard_outputs(guard, {"image": photo_batch})
+    assert got.keys() == want.keys()
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+
+
 # ---- refusals -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", ["nl_means:11-3-4", "jpeg:75"])
