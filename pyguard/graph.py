@@ -551,6 +551,7 @@ def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, *
     path to one): same squeezers, threshold, input range, normalization, layout and output kind.
 
     A model given as a path or bytes is checked against the profile's sha256 (ProfileError on mismatch).
+    Activation bounds recorded in the profile (``profile.activations.bounds()``) become activation checks.
     ``options`` go to :func:`build_guard_graph` (``activation_bounds``, ``tensorrt_safe``, ``input_checks``,
     ``batched``). Squeezers without a standard-operator form (NLM, JPEG) raise ValueError.
     """
@@ -565,6 +566,9 @@ def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, *
         profile.check_model(model_sha256(data))
     spec = profile.input
     normalization = (spec.mean, spec.std) if getattr(spec, "mean", None) is not None else None
+    activations = getattr(profile, "activations", None)  # an ActivationProfile (issue 4), when calibrated
+    if activations is not None and hasattr(activations, "bounds") and "activation_bounds" not in options:
+        options["activation_bounds"] = activations.bounds()
     return build_guard_graph(
         model, input_name=spec.name, output_name=profile.output_name, squeezers=list(profile.squeezers),
         threshold=profile.threshold, input_range=tuple(spec.range), normalization=normalization,

@@ -552,6 +552,11 @@ def test_compile_guard_reads_the_profile(photo_batch):
     np.testing.assert_allclose(out[graph.SCORES], ref, rtol=1e-4, atol=2e-6)
     with pytest.raises(ValueError, match="use guard_mode='native'"):
         compile_guard(model, profile_like(squeezers=["bit_depth:5", "nl_means:11-3-4"]))
+    bounds = SimpleNamespace(bounds=lambda: {"r1": (0.0, 0.5), "r2": (0.0, 4.0)})
+    with_ranges = compile_guard(model, profile_like(activations=bounds))
+    assert graph.guard_metadata(with_ranges)["activation_tensors"] == ["r1", "r2"]
+    out = guard_outputs(with_ranges, {"image": photo_batch})
+    assert out[graph.ACTIVATION_COUNT].shape == (len(photo_batch), 2)
 
 
 def real_profile(model: onnx.ModelProto, squeezers, threshold, *, normalization=None, kind="logits"):
