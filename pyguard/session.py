@@ -238,7 +238,8 @@ class InferenceSession(_OrtSession):
             raise InputError(f"missing input(s) {missing}; model inputs: {list(self._inputs)}")
 
     def _sanity(self, feed: dict, x) -> tuple[int, np.ndarray, np.ndarray]:
-        """Per-sample non-finite counts over every float input (no profile: no range to check)."""
+        """Per-sample non-finite counts over every float input; out-of-range counts when a profile
+        (without squeezers) gives the range of an unnormalized input."""
         n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
         nonfinite = np.zeros(n, dtype=np.int64)
         for value in feed.values():
@@ -247,6 +248,11 @@ class InferenceSession(_OrtSession):
             per_sample = value.ndim >= 1 and value.shape[0] == n
             counts = _nonfinite_counts(value if per_sample else value.reshape(1, -1))
             nonfinite += counts if per_sample else counts.sum()
+        spec = self.profile.input if self.profile is not None else None
+        if spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim:
+            # A profile without squeezers still knows the input's value range.
+            lo, hi = spec.range
+            return n, nonfinite, ops.sample_checks(x, lo=lo, hi=hi, grid=None).out_of_range
         return n, nonfinite, np.zeros(n, dtype=np.int64)
 
     # ---- detector ---------------------------------------------------------------------------------------

@@ -269,6 +269,17 @@ def test_non_finite_and_out_of_range_with_a_profile(profiles):
     assert np.isfinite(report.scores["squeeze"][1:]).all()
 
 
+def test_profile_without_squeezers_checks_the_range():
+    model = models.classifier()
+    profile = pyguard.calibrate(model, models.images(20), squeezers=(), fpr=0.1)
+    assert profile.squeezers == [] and profile.purifier is None
+    x = models.images(3)
+    x[2, 0, 0, 0] = -0.5
+    out, report = pyguard.InferenceSession(model, profile=profile).run_with_report(None, {"image": x})
+    assert same_bits(out[0], plain_run(model, {"image": x})[0])
+    assert report.reasons == [[], [], ["input_range"]] and "squeeze" not in report.scores
+
+
 def test_reject_raises_with_the_report(profiles):
     model, feed_of, _ = CASES["dynamic_nchw_logits"]
     strict = dataclasses.replace(profiles["dynamic_nchw_logits"], threshold=-1.0)
