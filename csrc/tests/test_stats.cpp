@@ -25,6 +25,7 @@ std::vector<float> activations(size_t n, uint32_t seed, bool specials) {
         const float values[] = {kInf, -kInf, -0.0f, 0.0f, std::numeric_limits<float>::denorm_min(), 3e38f, -3e38f,
                                 -1.0f, 1.0f};
         for (size_t k = 0; k < n / 17 + 1; ++k) x[rng() % n] = values[rng() % 9];
+        for (size_t k = 0; k < n / 5000 + 1; ++k) x[rng() % n] = kNaN; // a few channels turn NaN
     }
     return x;
 }
@@ -47,6 +48,7 @@ std::vector<StatsLayout> layouts() {
     out.push_back({2, 4, 7, 5});        // generic small inner
     out.push_back({2, 3, 4099, 1});     // period above the block limit
     out.push_back({1, 2, 2, 64});       // runs exactly at the threshold
+    out.push_back({2, 300, 3, 17});     // periodic with several 8-row groups and a partial row
     return out;
 }
 
