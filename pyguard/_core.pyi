@@ -42,3 +42,26 @@ def clamp_f32(
     x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], samples: int, outer: int, channels: int,
     inner: int, lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], isa: str,
 ) -> None: ...
+
+# ---- median ----
+def median_filter_f32(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+def median_filter_u8(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+# ---- median (end) ----

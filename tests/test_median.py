@@ -66,9 +66,9 @@ def test_photo_batch_float32_nchw_matches_scipy(photo_batch_nchw, isa, k):
 
 
 def test_every_isa_matches_serial_on_photos(photo_batch_nchw, isa):
+    x = np.ascontiguousarray(photo_batch_nchw[:, :, 5:102, 7:140])
     for k in SIZES:
-        serial = median_filter(photo_batch_nchw, k, isa="serial")
-        assert_same(median_filter(photo_batch_nchw, k, isa=isa), serial)
+        assert_same(median_filter(x, k, isa=isa), median_filter(x, k, isa="serial"))
 
 
 # ---- random data, odd sizes, every layout ----
