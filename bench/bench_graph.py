@@ -1,12 +1,15 @@
 """In-graph guard (bit_depth:5 + median:2 as ONNX operators, one model) vs the plain model, 1 thread.
 
 The guard model runs the model three times (original + two squeezed copies, the copies as one batch of
-two), so the floor is ~3x plain. Other anchors: native mode (pyguard.InferenceSession with the same
-profile: native kernels, batched onnxruntime run) and the same detector with NumPy squeezers.
+two), so the floor is ~3x plain; the ceiling recorded (goal_max) is issue 3's 3.05x for the native joint
+detector. Other anchors: native mode (pyguard.InferenceSession with the same profile: native kernels,
+batched onnxruntime run) and the same detector with NumPy squeezers. The guard row also records the
+guard/plain ratio measured in alternating calls (robust to the shared machine's load).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -17,7 +20,8 @@ import pytest
 from conftest import tag
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from graph_models import conv_classifier  # noqa: E402
 
 from pyguard.graph import build_guard_graph  # noqa: E402
@@ -70,10 +74,24 @@ def resnet18_shaped(seed: int = 0) -> onnx.ModelProto:
     return model
 
 
+def resnet18_model() -> onnx.ModelProto:
+    """bench/models.py's ResNet-18-shaped model when that module exists (shared with bench_session), else
+    the topology built here."""
+    path = os.path.join(HERE, "models.py")
+    if not os.path.exists(path):
+        return resnet18_shaped()
+    spec = importlib.util.spec_from_file_location("pyguard_bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return onnx.load(str(module.resnet18_path()))
+
+
 MODELS = {
     "small conv": lambda: conv_classifier(width=16, hw=(224, 224)),
-    "ResNet-18-shaped": resnet18_shaped,
+    "ResNet-18-shaped": resnet18_model,
 }
+#: ours/anchor ceiling vs plain: the native joint detector's target of issue 3 (three inferences ~2.9x).
+GUARD_GOAL_MAX = 3.05
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -85,20 +103,24 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
-def model_case(request):
+def case(request, image_nchw):
     model = MODELS[request.param]()
-    return request.param, model
+    feed = {model.graph.input[0].name: image_nchw}
+    return request.param, model, feed
 
 
-def target(name: str) -> str:
-    return f"graph guard {'+'.join(SQUEEZERS)} {name} 1x3x224x224"
+def target(name: str, versus: str = "plain") -> str:
+    return f"graph guard {'+'.join(SQUEEZERS)} vs {versus}, {name} 1x3x224x224"
 
 
-def test_plain(benchmark, model_case, image_nchw):
-    name, model = model_case
-    sess = session(model)
+def run(sess: ort.InferenceSession, feed: dict):
+    return lambda: sess.run(None, feed)
+
+
+def test_plain(benchmark, case):
+    name, model, feed = case
     tag(benchmark, target(name), "anchor")
-    benchmark(sess.run, None, {"image": image_nchw})
+    benchmark(run(session(model), feed))
 
 
 def median2_numpy(x: np.ndarray) -> np.ndarray:
@@ -109,48 +131,62 @@ def median2_numpy(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(hi1, hi2), np.maximum(lo1, lo2))
 
 
-def test_numpy_squeezers_two_runs(benchmark, model_case, image_nchw):
-    name, model = model_case
+def test_numpy_squeezers_two_runs(benchmark, case):
+    name, model, feed = case
     sess = session(model)
+    (input_name, x), = feed.items()
 
-    def detector(x):
-        p0 = sess.run(None, {"image": x})[0]
-        sq = sess.run(None, {"image": np.concatenate([bit_depth_numpy(x, 5), median2_numpy(x)])})[0]
+    def detector():
+        p0 = sess.run(None, feed)[0]
+        sq = sess.run(None, {input_name: np.concatenate([bit_depth_numpy(x, 5), median2_numpy(x)])})[0]
         p = np.exp(np.concatenate([p0, sq]) - np.concatenate([p0, sq]).max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         return np.abs(p[1:] - p[0]).sum(1).max()
 
-    tag(benchmark, target(name), "anchor")
-    benchmark(detector, image_nchw)
+    tag(benchmark, target(name, "host detectors"), "anchor")
+    benchmark(detector)
 
 
 def profile_for(model: onnx.ModelProto):
     from pyguard.profile import GuardProfile, InputSpec, model_sha256
 
-    spec = InputSpec(name="image", layout="NCHW", dtype="float32", range=(0.0, 1.0))
+    spec = InputSpec(name=model.graph.input[0].name, layout="NCHW", dtype="float32", range=(0.0, 1.0))
     return GuardProfile(model_sha256=model_sha256(model.SerializeToString()), input=spec,
                         output_name=model.graph.output[0].name, output_kind="logits", squeezers=SQUEEZERS,
                         threshold=0.1, fpr=0.05)
 
 
-def test_native_mode(benchmark, model_case, image_nchw):
+def test_native_mode(benchmark, case):
     import pyguard
 
-    name, model = model_case
+    name, model, feed = case
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     sess = pyguard.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"],
                                     profile=profile_for(model))
-    tag(benchmark, target(name), "anchor")
-    benchmark(sess.run, None, {"image": image_nchw})
+    tag(benchmark, target(name, "host detectors"), "anchor")
+    benchmark(run(sess, feed))
 
 
-def test_graph_guard(benchmark, model_case, image_nchw):
-    name, model = model_case
-    sess = session(build_guard_graph(model, squeezers=SQUEEZERS, threshold=0.1))
-    tag(benchmark, target(name), "ours", goal=round(1 / 3.05, 3) if name.startswith("ResNet") else None)
-    benchmark(sess.run, None, {"image": image_nchw})
+def test_graph_guard(benchmark, case):
+    from pyguard._timing import interleaved_medians
+
+    name, model, feed = case
+    plain, guard = session(model), session(build_guard_graph(model, squeezers=SQUEEZERS, threshold=0.1))
+    goal = {"goal_max": GUARD_GOAL_MAX} if name.startswith("ResNet") else {}  # squeezers dominate tiny models
+    tag(benchmark, target(name), "ours", **goal)
+    benchmark(run(guard, feed))
+    ms = interleaved_medians({"plain": run(plain, feed), "guard": run(guard, feed)}, seconds=0.0,
+                             min_rounds=15)
+    benchmark.extra_info["interleaved_ratio"] = round(ms["guard"] / ms["plain"], 4)
+
+
+def test_graph_guard_vs_host(benchmark, case):
+    """The same guard model, compared with the host-side detectors (native mode, NumPy squeezers)."""
+    name, model, feed = case
+    tag(benchmark, target(name, "host detectors"), "ours")
+    benchmark(run(session(build_guard_graph(model, squeezers=SQUEEZERS, threshold=0.1)), feed))
 
 
 # ---- the squeezers alone: onnxruntime running the op-level builders vs NumPy / OpenCV on the host -------
