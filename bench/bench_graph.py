@@ -178,7 +178,7 @@ def test_graph_guard(benchmark, case):
     tag(benchmark, target(name), "ours", **goal)
     benchmark(run(guard, feed))
     ms = interleaved_medians({"plain": run(plain, feed), "guard": run(guard, feed)}, seconds=0.0,
-                             min_rounds=15)
+                             min_rounds=25)
     benchmark.extra_info["interleaved_ratio"] = round(ms["guard"] / ms["plain"], 4)
 
 

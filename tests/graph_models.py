@@ -31,6 +31,10 @@ def conv_classifier(*, layout: str = "NCHW", batch: int | str = "N", classes: in
     if layout == "NHWC":
         nodes.append(helper.make_node("Transpose", [x], ["image_nchw"], perm=[0, 3, 1, 2]))
         x = "image_nchw"
+    if layout == "NHW":  # grayscale without a channel axis
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "channel_axis"))
+        nodes.append(helper.make_node("Unsqueeze", [x, "channel_axis"], ["image_nchw"]))
+        x = "image_nchw"
     nodes += [
         helper.make_node("Conv", [x, "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"]),
@@ -42,7 +46,7 @@ def conv_classifier(*, layout: str = "NCHW", batch: int | str = "N", classes: in
     ]
     if softmax:
         nodes.append(helper.make_node("Softmax", ["logits"], ["out"], axis=-1))
-    in_shape = [batch, channels, *hw] if layout == "NCHW" else [batch, *hw, channels]
+    in_shape = {"NCHW": [batch, channels, *hw], "NHWC": [batch, *hw, channels], "NHW": [batch, *hw]}[layout]
     graph = helper.make_graph(
         nodes, "conv_classifier",
         [helper.make_tensor_value_info("image", TensorProto.UINT8 if uint8 else TensorProto.FLOAT, in_shape)],

@@ -279,6 +279,12 @@ def test_guard_nhwc_model(photo_batch):
     check_guard_matches_reference(model, x, ["bit_depth:4", "median:2"], layout="NHWC")
 
 
+def test_guard_grayscale_nhw_model(photo_batch):
+    x = np.ascontiguousarray(photo_batch[:, 1])
+    check_guard_matches_reference(conv_classifier(layout="NHW", channels=1), x, ["bit_depth:3", "median:3"],
+                                  layout="NHW")
+
+
 def test_guard_softmax_output_is_not_softmaxed_again(photo_batch):
     model = conv_classifier(softmax=True)
     guard = build_guard_graph(model, squeezers=["bit_depth:3"], threshold=0.0)
