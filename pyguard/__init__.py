@@ -23,7 +23,6 @@ from .errors import (  # noqa: E402
     ModelError,
     ProfileError,
 )
-from .graph import build_guard_graph, compile_guard  # noqa: E402
 from .patch import is_patched, patch, unpatch  # noqa: E402
 from .profile import GuardProfile  # noqa: E402
 from .report import GuardReport  # noqa: E402
@@ -34,3 +33,12 @@ __all__ = [
     "patch", "unpatch", "is_patched", "GuardError", "InputError", "ConfigError", "ProfileError", "ModelError",
     "AdversarialInputError", "compile_guard", "build_guard_graph",
 ]
+
+
+def __getattr__(name: str):
+    """``compile_guard`` / ``build_guard_graph`` load pyguard.graph (and onnx, ~0.15 s) on first use only."""
+    if name in ("compile_guard", "build_guard_graph"):
+        from . import graph
+
+        return getattr(graph, name)
+    raise AttributeError(f"module 'pyguard' has no attribute {name!r}")
