@@ -96,12 +96,10 @@ def cmd_check(args) -> int:
 def _builtin_models() -> list[tuple[str, str, tuple[int, ...] | None]]:
     """(label, path, shape) of the models `pyguard bench` measures without an argument."""
     models = []
-    try:
-        from .data import digits_model_path
+    from .data import DIGITS_DIR
 
-        models.append(("digits (demo)", digits_model_path(), None))
-    except (ImportError, FileNotFoundError):
-        pass
+    if (DIGITS_DIR / "model.onnx").is_file():
+        models.append(("digits CNN (demo)", str(DIGITS_DIR / "model.onnx"), None))
     try:  # the benchmark builders live in the repository's bench/, not in the wheel
         sys.path.insert(0, os.getcwd())
         from bench import models as bench_models

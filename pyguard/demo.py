@@ -156,6 +156,33 @@ def _us(ms: float) -> str:
     return f"{ms * 1e3:.0f} us" if ms < 1 else f"{ms:.2f} ms"
 
 
+ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (PGD)", "carlini_wagner_l2": "CW L2", "deepfool": "DeepFool",
+                 "jsma": "JSMA"}
+
+
+def _attack_label(name: str, meta: dict) -> str:
+    info = meta.get("attacks", {}).get(name, {})
+    kind, params = info.get("attack"), info.get("params", {})
+    label = ATTACK_LABELS.get(kind, name)
+    if "eps" in params:
+        label += f" eps={params['eps']:g}"
+    elif "confidence" in params:
+        label += f" conf={params['confidence']:g}"
+    return label
+
+
 def _demo_data(raw) -> dict:
-    """Normalize what pyguard.data.load_digits_demo() returns into the fields the demo uses."""
-    raise NotImplementedError  # filled in against the bundled data's loader
+    """The fields the demo uses, from pyguard.data.load_digits_demo()'s DigitsDemo.
+
+    Adversarial examples were made from correctly classified test images (``idx`` = the source test image),
+    so an example is successful when the model's prediction differs from that image's label."""
+    attacks = {}
+    for name, (x_adv, idx) in raw.adversarial.items():
+        attacks[_attack_label(name, raw.meta)] = {"x": np.ascontiguousarray(x_adv), "y": raw.y_test[idx]}
+    spec = raw.meta.get("input", {})
+    lo, hi = spec.get("range", (0.0, 1.0))
+    shape, dtype = spec.get("shape", ["N", "?"])[1:], spec.get("dtype", "float32")
+    return {"description": f"digits CNN, {len(raw.x_calib)} calibration / {len(raw.x_test)} test images "
+                           f"({shape} {dtype} in [{lo:g}, {hi:g}])",
+            "model": str(raw.model_path), "calib_x": raw.x_calib, "test_x": raw.x_test, "test_y": raw.y_test,
+            "attacks": attacks, "calibrate_kwargs": {"input_range": (lo, hi)}}

@@ -128,6 +128,12 @@ class InferenceSession(_OrtSession):
         action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
+
+    Every ``run`` first checks the feed against the model (unknown or missing input names, dtype, rank,
+    fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
+    outside the profile's input range ``"input_range"``; like a squeeze detection, these raise
+    :class:`AdversarialInputError` under ``action="reject"``. The report of the calling thread's last run
+    is :attr:`last_report`.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
@@ -320,7 +326,8 @@ class InferenceSession(_OrtSession):
         else:
             probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
         scores, per_squeezer = _squeeze_scores(probs, det.logits)
-        scores[nonfinite > 0] = np.inf
+        if nonfinite.any():
+            scores[nonfinite > 0] = np.inf  # NaN/Inf samples were squeezed from a cleaned copy
         extra = {"squeeze": scores, **dict(zip(det.keys, per_squeezer))}
         report = self._report(n, nonfinite, out_of_range, det.threshold, extra, timings)
         user = [outputs[run_names.index(name)] for name in names]
@@ -400,12 +407,15 @@ class InferenceSession(_OrtSession):
 
     def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
         squeeze = extra.get("squeeze")
-        bad_values = nonfinite > 0
-        bad_range = out_of_range > 0
         above = squeeze > threshold if squeeze is not None else None
-        flagged = bad_values | bad_range
-        if above is not None:
-            flagged |= above
+        if nonfinite.any() or out_of_range.any():
+            bad_values, bad_range = nonfinite > 0, out_of_range > 0
+            flagged = bad_values | bad_range
+            if above is not None:
+                flagged |= above
+        else:  # the common case: only the squeeze test can flag
+            bad_values = bad_range = None
+            flagged = above if above is not None else np.zeros(n, dtype=bool)
         reasons: list[list[str]] = [[] for _ in range(n)]
         if flagged.any():  # rare: name the reasons of each flagged sample
             for i in np.flatnonzero(flagged).tolist():

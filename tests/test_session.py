@@ -280,6 +280,15 @@ def test_profile_without_squeezers_checks_the_range():
     assert report.reasons == [[], [], ["input_range"]] and "squeeze" not in report.scores
 
 
+def test_reject_raises_on_non_finite_values_even_without_a_profile():
+    x = models.images(2)
+    x[0, 0, 0, 0] = np.inf
+    sess = pyguard.InferenceSession(models.classifier(), action="reject")
+    with pytest.raises(pyguard.AdversarialInputError, match="non_finite") as err:
+        sess.run(None, {"image": x})
+    assert err.value.report.flagged.tolist() == [True, False]
+
+
 def test_reject_raises_with_the_report(profiles):
     model, feed_of, _ = CASES["dynamic_nchw_logits"]
     strict = dataclasses.replace(profiles["dynamic_nchw_logits"], threshold=-1.0)
