@@ -118,20 +118,48 @@ struct RangeLanes {
     }
 };
 
+// Constant bounds: the largest excess is max(lo - min v, max v - hi) (rounded subtraction is monotonic),
+// so the loop only tracks per-lane min / max besides the violators, counted in 32-bit lanes (blocks of
+// 2^26 values, so a lane never exceeds 2^22).
+struct RangeSpanLanes {
+    __m512 mn, mx;
+    __m512i count;
+    RangeSpanLanes() : mn(_mm512_set1_ps(INFINITY)), mx(_mm512_set1_ps(-INFINITY)), count(_mm512_setzero_si512()) {}
+    void add(__m512 v, __m512 lo, __m512 hi, __mmask16 k, __mmask16 &nan) {
+        const __mmask16 bad = _mm512_mask_cmp_ps_mask(k, v, lo, _CMP_NGE_UQ) | _mm512_mask_cmp_ps_mask(k, v, hi, _CMP_NLE_UQ);
+        count = _mm512_mask_add_epi32(count, bad, count, _mm512_set1_epi32(1));
+        mn = _mm512_mask_min_ps(mn, k, v, mn);
+        mx = _mm512_mask_max_ps(mx, k, v, mx);
+        nan |= _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q);
+    }
+};
+
 inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &acc) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    RangeLanes a, b;
+    __m512 mn = _mm512_set1_ps(INFINITY), mx = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a.add(_mm512_loadu_ps(x + i), vlo, vhi, 0xFFFF);
-        b.add(_mm512_loadu_ps(x + i + 16), vlo, vhi, 0xFFFF);
+    while (i < n) {
+        const size_t end = n - i > (size_t(1) << 26) ? i + (size_t(1) << 26) : n;
+        RangeSpanLanes a, b;
+        for (; i + 32 <= end; i += 32) {
+            a.add(_mm512_loadu_ps(x + i), vlo, vhi, 0xFFFF, nan);
+            b.add(_mm512_loadu_ps(x + i + 16), vlo, vhi, 0xFFFF, nan);
+        }
+        for (; i < end; i += 16) {
+            const __mmask16 k = first_lanes(end - i);
+            a.add(_mm512_maskz_loadu_ps(k, x + i), vlo, vhi, k, nan);
+        }
+        acc.count += _mm512_reduce_add_epi32(_mm512_add_epi32(a.count, b.count));
+        mn = _mm512_min_ps(mn, _mm512_min_ps(a.mn, b.mn));
+        mx = _mm512_max_ps(mx, _mm512_max_ps(a.mx, b.mx));
     }
-    for (; i < n; i += 16) {
-        const __mmask16 k = first_lanes(n - i);
-        a.add(_mm512_maskz_loadu_ps(k, x + i), vlo, vhi, k);
-    }
-    a.fold_into(acc);
-    b.fold_into(acc);
+    // Each candidate counts only when positive; NaN (an infinite bound minus the same infinity, where
+    // nothing lies outside that bound) is skipped by the comparisons.
+    const float below = lo - _mm512_reduce_min_ps(mn), above = _mm512_reduce_max_ps(mx) - hi;
+    acc.excess = below > acc.excess ? below : acc.excess;
+    acc.excess = above > acc.excess ? above : acc.excess;
+    acc.nan |= nan != 0;
 }
 
 // Bounds for lane j are loaded once per 8 rows read side by side (see minmax_rows and stats_block).
@@ -158,9 +186,24 @@ inline void range_periodic(const float *x, size_t n, size_t block, const float *
 // maxps(lo, v) keeps v when v is NaN or equal to lo; minps(hi, t) likewise: np.clip exactly.
 inline __m512 clamp_vec(__m512 v, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
 
+// Stores the lanes of c (among k) that differ from v in any bit. In place, a clamp usually changes
+// nothing, and skipping those stores halves the memory traffic; an unchanged lane is v itself, bit for bit.
+inline void store_changed(float *y, __m512 v, __m512 c, __mmask16 k) {
+    const __mmask16 changed = _mm512_mask_cmpneq_epi32_mask(k, _mm512_castps_si512(c), _mm512_castps_si512(v));
+    if (changed) _mm512_mask_storeu_ps(y, changed, c);
+}
+
 inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     size_t i = 0;
+    if (x == y) {
+        for (; i < n; i += 16) {
+            const __mmask16 k = first_lanes(n - i);
+            const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+            store_changed(y + i, v, clamp_vec(v, vlo, vhi), k);
+        }
+        return;
+    }
     for (; i + 32 <= n; i += 32) {
         const __m512 a = clamp_vec(_mm512_loadu_ps(x + i), vlo, vhi);
         const __m512 b = clamp_vec(_mm512_loadu_ps(x + i + 16), vlo, vhi);
@@ -174,13 +217,17 @@ inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
 }
 
 inline void clamp_periodic(const float *x, float *y, size_t n, size_t block, const float *lo, const float *hi) {
+    const bool in_place = x == y;
     for (size_t base = 0; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         for (size_t j = 0; j < len; j += 16) {
             const __mmask16 k = first_lanes(len - j);
             const __m512 v = _mm512_maskz_loadu_ps(k, x + base + j);
-            _mm512_mask_storeu_ps(y + base + j, k,
-                                  clamp_vec(v, _mm512_maskz_loadu_ps(k, lo + j), _mm512_maskz_loadu_ps(k, hi + j)));
+            const __m512 c = clamp_vec(v, _mm512_maskz_loadu_ps(k, lo + j), _mm512_maskz_loadu_ps(k, hi + j));
+            if (in_place)
+                store_changed(y + base + j, v, c, k);
+            else
+                _mm512_mask_storeu_ps(y + base + j, k, c);
         }
     }
 }

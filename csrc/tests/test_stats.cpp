@@ -49,6 +49,8 @@ std::vector<StatsLayout> layouts() {
     out.push_back({2, 3, 4099, 1});     // period above the block limit
     out.push_back({1, 2, 2, 64});       // runs exactly at the threshold
     out.push_back({2, 300, 3, 17});     // periodic with several 8-row groups and a partial row
+    out.push_back({3, 1, 100, 1});      // (N, C) features: one value per channel
+    out.push_back({3, 1, 40, 3});       // one row per sample, tiny runs
     return out;
 }
 
@@ -118,6 +120,47 @@ TEST_CASE("stats variants match serial on every layout") {
                 CHECK(std::memcmp(in_place.data(), ref_y.data(), total * sizeof(float)) == 0);
             }
         }
+}
+
+TEST_CASE("stats in-place clamp that changes only a few values") {
+    for (const StatsLayout &l : layouts()) {
+        const size_t total = l.samples * l.sample_size();
+        std::vector<float> x(total);
+        std::mt19937 rng(static_cast<uint32_t>(total));
+        for (auto &v : x) v = static_cast<float>(rng() % 1000) / 1000.0f; // inside [0, 1)
+        for (size_t k = 0; k < total / 97 + 1; ++k) x[rng() % total] = (k % 3 == 0) ? -5.0f : (k % 3 == 1 ? 7.0f : kNaN);
+        x[0] = -0.0f;
+        const std::vector<float> lo(l.channels, 0.0f), hi(l.channels, 1.0f);
+        std::vector<float> ref(total);
+        serial::clamp_f32(x.data(), ref.data(), l, lo.data(), hi.data());
+        for (Isa isa : supported_isas()) {
+            std::vector<float> y = x;
+            clamp_f32(y.data(), y.data(), l, lo.data(), hi.data(), isa);
+            INFO("isa=" << isa_name(isa) << " total=" << total);
+            CHECK(std::memcmp(y.data(), ref.data(), total * sizeof(float)) == 0);
+        }
+    }
+}
+
+TEST_CASE("stats range_check and clamp with infinite bounds") {
+    const std::vector<float> x = activations(1000, 5, true);
+    const float bounds[][2] = {{-kInf, 2.0f}, {-1.0f, kInf}, {-kInf, kInf}, {0.0f, 0.0f}};
+    for (const auto &b : bounds) {
+        const StatsLayout l{2, 1, 1, 500};
+        int64_t ref_count[2];
+        float ref_excess[2];
+        serial::range_check_f32(x.data(), l, &b[0], &b[1], ref_count, ref_excess);
+        for (Isa isa : supported_isas()) {
+            int64_t count[2];
+            float excess[2];
+            range_check_f32(x.data(), l, &b[0], &b[1], count, excess, isa);
+            INFO("isa=" << isa_name(isa) << " lo=" << b[0] << " hi=" << b[1]);
+            for (int s = 0; s < 2; ++s) {
+                CHECK(count[s] == ref_count[s]);
+                CHECK(same_bits(excess[s], ref_excess[s]));
+            }
+        }
+    }
 }
 
 TEST_CASE("stats NaN propagates to exactly the channels that hold it") {
