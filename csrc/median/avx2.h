@@ -26,6 +26,7 @@ template <class V> inline V opaque(V v) {
 struct F32 {
     using T = float;
     using K = int32_t;
+    static constexpr bool direct_2x2 = false;
     using V = __m256i;
     using M = __m256; // lanes that saw a NaN (all ones)
     static constexpr size_t lanes = 8;
@@ -48,6 +49,8 @@ struct F32 {
 struct U8 {
     using T = uint8_t;
     using K = uint8_t;
+    static constexpr bool direct_2x2 = true; // bytes need no conversion: 2x2 reads the input rows directly
+    using Direct = U8;
     using V = __m256i;
     using M = bool;
     static constexpr size_t lanes = 32;

@@ -28,9 +28,30 @@ template <class V> inline V opaque(V v) {
     return v;
 }
 
+// Floats as floats, for 2x2 (see filter2_direct): vrangeps min/max order -0.0 below +0.0, exactly like
+// the int32 keys, so results are the same bits; NaN never gets here.
+struct F32Direct {
+    using T = float;
+    using V = __m512;
+    using M = __mmask16; // lanes that saw no NaN so far
+    static constexpr size_t lanes = 16;
+    static V mn(V a, V b) { return _mm512_range_ps(a, b, 0x04); } // min, sign from the comparison
+    static V mx(V a, V b) { return _mm512_range_ps(a, b, 0x05); } // max, sign from the comparison
+    static M nan_none() { return static_cast<M>(0xFFFF); }
+    static bool nan_any(M m) { return m != 0xFFFF; }
+    static V load_in(const T *p, M &nan) {
+        const V v = opaque(_mm512_loadu_ps(p));
+        nan = _mm512_mask_cmp_ps_mask(nan, v, v, _CMP_ORD_Q);
+        return v;
+    }
+    static void store_out(T *p, V v) { _mm512_storeu_ps(p, v); }
+};
+
 struct F32 {
     using T = float;
     using K = int32_t;
+    static constexpr bool direct_2x2 = true;
+    using Direct = F32Direct;
     using V = __m512i;
     using M = __mmask16; // lanes that saw no NaN so far: one masked compare per vector keeps it
     static constexpr size_t lanes = 16;
@@ -56,6 +77,8 @@ struct F32 {
 struct U8 {
     using T = uint8_t;
     using K = uint8_t;
+    static constexpr bool direct_2x2 = true; // bytes need no conversion: 2x2 reads the input rows directly
+    using Direct = U8;
     using V = __m512i;
     using M = bool;
     static constexpr size_t lanes = 64;

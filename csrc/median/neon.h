@@ -18,6 +18,7 @@ namespace median_neon {
 struct F32 {
     using T = float;
     using K = int32_t;
+    static constexpr bool direct_2x2 = false;
     using V = int32x4_t;
     using M = uint32x4_t; // lanes that saw no NaN so far (all ones)
     static constexpr size_t lanes = 4;
@@ -43,6 +44,8 @@ struct F32 {
 struct U8 {
     using T = uint8_t;
     using K = uint8_t;
+    static constexpr bool direct_2x2 = true; // bytes need no conversion: 2x2 reads the input rows directly
+    using Direct = U8;
     using V = uint8x16_t;
     using M = bool;
     static constexpr size_t lanes = 16;

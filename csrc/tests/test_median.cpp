@@ -74,7 +74,7 @@ template <class T> std::vector<T> run(const std::vector<T> &x, size_t planes, si
 struct Shape { size_t planes, h, w, c; };
 const Shape kShapes[] = {{1, 1, 1, 1}, {1, 1, 7, 1},  {1, 7, 1, 1},  {2, 2, 3, 1},  {1, 7, 5, 1},  {1, 5, 7, 3},
                          {3, 4, 4, 3}, {1, 9, 33, 1}, {2, 3, 17, 2}, {1, 6, 70, 1}, {1, 5, 23, 3}, {1, 33, 40, 4},
-                         {1, 2, 129, 1}, {1, 13, 67, 3}};
+                         {1, 2, 129, 1}, {1, 13, 67, 3}, {1, 5, 2, 1},  {2, 3, 2, 3},  {1, 1, 2, 1},  {1, 4, 100, 1}};
 
 template <class T> void check_all_variants(int distinct, unsigned seed) {
     std::mt19937 rng(seed);
