@@ -31,5 +31,14 @@ from .session import InferenceSession  # noqa: E402
 __all__ = [
     "__version__", "ops", "squeezers", "calibrate", "GuardProfile", "GuardReport", "InferenceSession",
     "patch", "unpatch", "is_patched", "GuardError", "InputError", "ConfigError", "ProfileError", "ModelError",
-    "AdversarialInputError",
+    "AdversarialInputError", "compile_guard", "build_guard_graph",
 ]
+
+
+def __getattr__(name: str):
+    """``compile_guard`` / ``build_guard_graph`` load pyguard.graph (and onnx, ~0.15 s) on first use only."""
+    if name in ("compile_guard", "build_guard_graph"):
+        from . import graph
+
+        return getattr(graph, name)
+    raise AttributeError(f"module 'pyguard' has no attribute {name!r}")
