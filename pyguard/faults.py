@@ -160,20 +160,36 @@ class Rate:
 
 @dataclass
 class KindResult:
-    """Results for one fault kind (activation or weight)."""
+    """Results for one fault kind (activation or weight).
+
+    ``*_silent`` counts SDCs whose faulty outputs are all finite: a NaN/Inf output is an error a guarded
+    session reports (reason "non_finite"), while a finite wrong answer is silent. A constant-bound ``Clip``
+    cannot remove NaN (onnxruntime's Clip and fused activations propagate it), so restriction mainly turns
+    silent SDCs into finite-bounded values and leaves NaN-driven ones to detection.
+    """
 
     kind: str
     injections: int
     sdc_plain: Rate
     sdc_restricted: Rate
-    sdc_flagged: Rate  # SDCs of the unprotected model that the monitor flagged
+    silent_plain: Rate
+    silent_restricted: Rate
+    sdc_flagged: Rate  # SDCs of the unprotected model that detection flagged
     faulty_flagged: Rate  # all faulty runs that were flagged
+
+    @staticmethod
+    def _ratio(a: Rate, b: Rate) -> float:
+        if b.k == 0:
+            return math.inf if a.k else float("nan")
+        return a.value / b.value
 
     @property
     def reduction(self) -> float:
-        if self.sdc_restricted.k == 0:
-            return math.inf if self.sdc_plain.k else float("nan")
-        return self.sdc_plain.value / self.sdc_restricted.value
+        return self._ratio(self.sdc_plain, self.sdc_restricted)
+
+    @property
+    def silent_reduction(self) -> float:
+        return self._ratio(self.silent_plain, self.silent_restricted)
 
 
 @dataclass
@@ -189,20 +205,29 @@ class CampaignResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
-        lines = [f"fault campaign: seed {self.seed}, bits {self.bits}, {self.inputs} inputs per injection "
-                 "(95% Wilson intervals)",
-                 "| faults | injections | SDC unprotected | SDC restricted | reduction | SDCs flagged | "
-                 "faulty runs flagged |", "|---|---|---|---|---|---|---|"]
-        for r in self.kinds:
-            lines.append(f"| {r.kind} | {r.injections} | {r.sdc_plain} | {r.sdc_restricted} | "
-                         f"{r.reduction:.1f}x | {r.sdc_flagged} | {r.faulty_flagged} |")
+        head = "| metric | " + " | ".join(f"{r.kind} faults" for r in self.kinds) + " |"
+        rows = [
+            ("injections x inputs", lambda r: f"{r.injections} x {self.inputs}"),
+            ("SDC unprotected", lambda r: str(r.sdc_plain)),
+            ("SDC restricted (harden)", lambda r: str(r.sdc_restricted)),
+            ("SDC reduction", lambda r: f"{r.reduction:.1f}x"),
+            ("silent SDC (finite outputs) unprotected", lambda r: str(r.silent_plain)),
+            ("silent SDC (finite outputs) restricted", lambda r: str(r.silent_restricted)),
+            ("silent SDC reduction", lambda r: f"{r.silent_reduction:.1f}x"),
+            ("SDCs flagged by detection", lambda r: str(r.sdc_flagged)),
+            ("faulty runs flagged", lambda r: str(r.faulty_flagged)),
+        ]
+        lines = [f"fault campaign: seed {self.seed}, bits {self.bits}, {self.inputs} correctly classified inputs "
+                 "per injection; k/n = rate [95% Wilson interval]", head,
+                 "|---|" + "---|" * len(self.kinds)]
+        lines += ["| " + name + " | " + " | ".join(f(r) for r in self.kinds) + " |" for name, f in rows]
         lines.append("")
         lines.append(f"false flags, fault-free campaign runs: {self.false_flags_golden}")
         if self.false_flags_clean is not None:
             lines.append(f"false flags, held-out clean data:      {self.false_flags_clean}")
         if self.accuracy_plain is not None and self.accuracy_restricted is not None:
-            lines.append(f"clean accuracy plain:      {self.accuracy_plain}")
-            lines.append(f"clean accuracy restricted: {self.accuracy_restricted}")
+            lines.append(f"clean accuracy plain:                  {self.accuracy_plain}")
+            lines.append(f"clean accuracy restricted:             {self.accuracy_restricted}")
         return "\n".join(lines)
 
 
@@ -428,25 +453,31 @@ def _weight_campaign(monitored, hardened, acts, x, in_name, logits, injections, 
 
 class _Tally:
     def __init__(self):
-        self.sdc_plain = self.sdc_restricted = self.sdc_flagged = self.flagged = self.trials = 0
+        self.trials = self.flagged = self.sdc_flagged = 0
+        self.sdc = {"plain": 0, "restricted": 0}
+        self.silent = {"plain": 0, "restricted": 0}
 
     def add(self, acts: ActivationProfile, results) -> None:
-        (top_plain, outs_plain), (top_hard, outs_hard) = results
-        logits = outs_plain[0]
-        sdc = logits.argmax(axis=1) != top_plain
-        flags = _flags(acts, logits, outs_plain[1] if acts.monitor is not None else None)
-        sdc_h = outs_hard[0].argmax(axis=1) != top_hard
-        self.trials += len(sdc)
-        self.sdc_plain += int(sdc.sum())
-        self.sdc_restricted += int(sdc_h.sum())
-        self.sdc_flagged += int((sdc & flags).sum())
-        self.flagged += int(flags.sum())
+        for key, (top1, outs) in zip(("plain", "restricted"), results):
+            logits = outs[0]
+            sdc = logits.argmax(axis=1) != top1
+            finite = np.all(np.isfinite(logits.reshape(len(logits), -1)), axis=1)
+            self.sdc[key] += int(sdc.sum())
+            self.silent[key] += int((sdc & finite).sum())
+            if key == "plain":
+                flags = _flags(acts, logits, outs[1] if acts.monitor is not None else None)
+                self.trials += len(sdc)
+                self.sdc_flagged += int((sdc & flags).sum())
+                self.flagged += int(flags.sum())
 
     def result(self, kind: str, injections: int) -> KindResult:
-        return KindResult(kind=kind, injections=injections, sdc_plain=Rate(self.sdc_plain, self.trials),
-                          sdc_restricted=Rate(self.sdc_restricted, self.trials),
-                          sdc_flagged=Rate(self.sdc_flagged, self.sdc_plain),
-                          faulty_flagged=Rate(self.flagged, self.trials))
+        n = self.trials
+        return KindResult(kind=kind, injections=injections, sdc_plain=Rate(self.sdc["plain"], n),
+                          sdc_restricted=Rate(self.sdc["restricted"], n),
+                          silent_plain=Rate(self.silent["plain"], n),
+                          silent_restricted=Rate(self.silent["restricted"], n),
+                          sdc_flagged=Rate(self.sdc_flagged, self.sdc["plain"]),
+                          faulty_flagged=Rate(self.flagged, n))
 
 
 def _clean_metrics(result: CampaignResult, plain: _Runner, hardened: _Runner, acts: ActivationProfile,
