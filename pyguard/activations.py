@@ -339,6 +339,19 @@ def _input_name(model: onnx.ModelProto, input_name: str | None) -> str:
     return inputs[0]
 
 
+def fixed_batch(model: onnx.ModelProto) -> int | None:
+    """The batch size the model's first input fixes, or None when its batch axis is dynamic."""
+    inits = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) > 0 and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+        return None
+    return None
+
+
 def _tensor_ranks(model: onnx.ModelProto, tensors: Sequence[str], feed: dict[str, np.ndarray]
                   ) -> dict[str, tuple[int, int, int]]:
     """(rank, channels, elements per sample) of each tensor, from one run with the tensors exposed."""
@@ -375,6 +388,7 @@ def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] |
         raise ValueError(f"fpr must be in [0, 1), got {fpr}")
     proto = load_model(model)
     names = activation_tensors(proto, tensors)
+    batch_size = fixed_batch(proto) or batch_size
     feeds = iter_feeds(data, _input_name(proto, input_name) if isinstance(data, np.ndarray) else "", batch_size)
     first = next(iter(feeds), None)
     if first is None:
@@ -519,3 +533,40 @@ def _cross_fit_tolerance(v: np.ndarray, scale: np.ndarray, q: float, fpr: float,
     ranked = np.sort(scores)
     idx = max(math.ceil(n * (1.0 - fpr)) - 1, 0)
     return max(float(ranked[idx]), 0.0)
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+
+def instrument(model: ModelLike, profile: ActivationProfile) -> onnx.ModelProto:
+    """The model with the monitor's per-channel maxima as one extra output (the main outputs are unchanged)."""
+    proto = load_model(model)
+    if profile.monitor is None:
+        return proto
+    ranks = {n: t.rank for n, t in profile.tensors.items()}
+    return add_channel_maxima(proto, profile.monitor.tensors, ranks, profile.monitor.output_name)
+
+
+class ActivationGuard:
+    """Runs an instrumented model and checks its activations: the standalone form of the monitor mode."""
+
+    def __init__(self, model: ModelLike, profile: ActivationProfile, sess_options: Any = None,
+                 providers: Sequence[str] | None = None):
+        import onnxruntime as ort
+
+        if profile.monitor is None:
+            raise ActivationError("the profile has no activation monitor (budget 0, or nothing fit the budget)")
+        self.profile = profile
+        self.monitor = profile.monitor
+        model_bytes = instrument(model, profile).SerializeToString()
+        self.session = ort.InferenceSession(model_bytes, sess_options,
+                                            providers=list(providers or ["CPUExecutionProvider"]))
+        self.outputs = [o.name for o in self.session.get_outputs() if o.name != self.monitor.output_name]
+
+    def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any]
+            ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Outputs as onnxruntime returns them, then flags and scores per sample."""
+        names = list(output_names or self.outputs)
+        values = self.session.run([*names, self.monitor.output_name], input_feed)
+        flagged, scores = self.monitor.check(values[-1])
+        return values[:-1], flagged, scores

@@ -98,6 +98,7 @@ def harden(model: ModelLike, profile_or_bounds: Any) -> onnx.ModelProto:
     if missing:
         raise ActivationError(f"bounds name tensor(s) {missing} that no node of the model produces")
     new_nodes: list[onnx.NodeProto] = []
+    replaced: set[str] = set()
     for node in out.graph.node:
         target = node.output[0] if node.output else None
         if target not in bounds or node.domain not in ("", "ai.onnx"):
@@ -108,6 +109,7 @@ def harden(model: ModelLike, profile_or_bounds: Any) -> onnx.ModelProto:
         if merged is not None:
             lo_name, hi_name = _bound_initializers(out, names, *merged)
             node.op_type = "Clip"
+            replaced.update(node.input[1:])
             del node.input[1:]
             node.input.extend([lo_name, hi_name])
             new_nodes.append(node)
@@ -119,7 +121,22 @@ def harden(model: ModelLike, profile_or_bounds: Any) -> onnx.ModelProto:
         new_nodes.append(helper.make_node("Clip", [raw, lo_name, hi_name], [target], name=names("clip")))
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
+    _drop_unused(out, replaced)
     return out
+
+
+def _drop_unused(model: onnx.ModelProto, candidates: set[str]) -> None:
+    """Remove the old Clip bound constants that nothing reads any more."""
+    used = {i for node in model.graph.node for i in node.input} | {o.name for o in model.graph.output}
+    dead = candidates - used
+    keep = [i for i in model.graph.initializer if i.name not in dead]
+    if len(keep) != len(model.graph.initializer):
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
+    nodes = [n for n in model.graph.node if not (n.op_type == "Constant" and n.output[0] in dead)]
+    if len(nodes) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
 
 
 def _merged_bounds(model: onnx.ModelProto, node: onnx.NodeProto, lo: float, hi: float
