@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 ModelLike = Union[str, bytes, "os.PathLike[str]", onnx.ModelProto]
 
@@ -214,6 +214,22 @@ class ActivationProfile:
         monitor = None if d.get("monitor") is None else ActivationMonitor.from_dict(d["monitor"])
         return cls(preset=d["preset"], tensors=tensors, monitor=monitor, fpr=float(d["fpr"]),
                    samples=int(d["samples"]))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        import json
+
+        with open(path, "w") as f:
+            json.dump({"activation_profile": self.to_dict()}, f)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ActivationProfile:
+        import json
+
+        with open(path) as f:
+            doc = json.load(f)
+        if not isinstance(doc, dict) or "activation_profile" not in doc:
+            raise ActivationError(f"{os.fspath(path)} is not an activation profile")
+        return cls.from_dict(doc["activation_profile"])
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         return {name: (t.lo, t.hi) for name, t in self.tensors.items()}
