@@ -1,4 +1,4 @@
-"""Activation ranges: choose the intermediate tensors to watch, profile them on clean data, check them cheaply.
+"""Activation ranges: choose the intermediate tensors to watch, profile them on clean data, check cheaply.
 
 Hardware faults, corrupted weights and many out-of-distribution inputs push intermediate activations far
 outside the ranges seen on clean data (Ranger, Chen et al., DSN 2021). This module
@@ -95,7 +95,8 @@ def activation_tensors(model: ModelLike, names: Sequence[str] | None = None) -> 
         unknown = [n for n in names if n not in known]
         if unknown:
             graph_inputs = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
-            hint = " (graph inputs and initializers cannot be monitored)" if set(unknown) & graph_inputs else ""
+            hint = (" (graph inputs and initializers cannot be monitored)"
+                    if set(unknown) & graph_inputs else "")
             raise ActivationError(f"unknown tensor name(s) {unknown}: not produced by any node of the model"
                                   f"{hint}; e.g. {order[:5]}")
         wanted = set(names)
@@ -235,7 +236,7 @@ class ActivationProfile:
         return {name: (t.lo, t.hi) for name, t in self.tensors.items()}
 
 
-# ---------------------------------------------------------------------------------------------- graph building
+# ------------------------------------------------------------------------------------------ graph building
 
 
 class _Names:
@@ -259,8 +260,8 @@ class _Names:
 def _channel_reduction(nodes: list, names: _Names, tensor: str, rank: int, negate: bool) -> str:
     """Nodes computing the per-sample, per-channel max (or -min when ``negate``) of ``tensor`` as [N, C]."""
     if rank < 2:
-        raise ActivationError(f"tensor {tensor!r} has rank {rank}; monitoring needs a batch axis and a channel "
-                              f"axis")
+        raise ActivationError(f"tensor {tensor!r} has rank {rank}; monitoring needs a batch axis and a "
+                              "channel axis")
     src = tensor
     if negate:
         src = names("neg")
@@ -279,7 +280,7 @@ def _channel_reduction(nodes: list, names: _Names, tensor: str, rank: int, negat
 
 def add_channel_maxima(model: onnx.ModelProto, tensors: Sequence[str], ranks: dict[str, int],
                        output_name: str = MONITOR_OUTPUT) -> onnx.ModelProto:
-    """Copy of ``model`` with one extra output: the per-channel maxima of ``tensors``, concatenated (N x K)."""
+    """Copy of ``model`` with one extra output: per-channel maxima of ``tensors``, concatenated (N x K)."""
     out_model = copy_model(model)
     names = _Names(out_model)
     nodes: list = []
@@ -292,7 +293,7 @@ def add_channel_maxima(model: onnx.ModelProto, tensors: Sequence[str], ranks: di
 
 def _add_profiling_outputs(model: onnx.ModelProto, tensors: Sequence[str], ranks: dict[str, int]
                            ) -> tuple[onnx.ModelProto, list[tuple[str, str]]]:
-    """Calibration graph: per tensor, per-channel max and -min as extra outputs (cost does not matter here)."""
+    """Calibration graph: per tensor, per-channel max and -min as extra outputs (cost does not matter)."""
     out_model = copy_model(model)
     names = _Names(out_model)
     nodes: list = []
@@ -376,7 +377,8 @@ def _tensor_ranks(model: onnx.ModelProto, tensors: Sequence[str], feed: dict[str
     info = {}
     for name, v in zip(tensors, values):
         if v.dtype != np.float32:
-            raise ActivationError(f"tensor {name!r} has dtype {v.dtype}; only float32 tensors can be monitored")
+            raise ActivationError(f"tensor {name!r} has dtype {v.dtype}; only float32 tensors can be "
+                                  "monitored")
         info[name] = (v.ndim, v.shape[1] if v.ndim >= 2 else 1, int(v.size // max(v.shape[0], 1)))
     return info
 
@@ -405,7 +407,8 @@ def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] |
     proto = load_model(model)
     names = activation_tensors(proto, tensors)
     batch_size = fixed_batch(proto) or batch_size
-    feeds = iter_feeds(data, _input_name(proto, input_name) if isinstance(data, np.ndarray) else "", batch_size)
+    image_input = _input_name(proto, input_name) if isinstance(data, np.ndarray) else ""
+    feeds = iter_feeds(data, image_input, batch_size)
     first = next(iter(feeds), None)
     if first is None:
         raise ValueError("calibration data is empty")
@@ -457,10 +460,11 @@ def _tensor_range(name: str, node: onnx.NodeProto, info: tuple[int, int, int], c
         name=name, op_type=node.op_type, rank=int(rank), channels=int(channels), elements=int(elements),
         lo=lo, hi=float(_quantile(sample_max, q)),
         observed_lo=float(sample_min.min()), observed_hi=float(sample_max.max()),
-        channel_lo=[float(v) for v in -_quantile(-ch_min, q)], channel_hi=[float(v) for v in _quantile(ch_max, q)])
+        channel_lo=[float(v) for v in -_quantile(-ch_min, q)],
+        channel_hi=[float(v) for v in _quantile(ch_max, q)])
 
 
-# --------------------------------------------------------------------------------------- choosing what to check
+# ---------------------------------------------------------------------------------- choosing what to check
 
 
 def model_macs(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> float:
@@ -551,11 +555,11 @@ def _cross_fit_tolerance(v: np.ndarray, scale: np.ndarray, q: float, fpr: float,
     return max(float(ranked[idx]), 0.0)
 
 
-# ------------------------------------------------------------------------------------------------ inference
+# ----------------------------------------------------------------------------------------------- inference
 
 
 def instrument(model: ModelLike, profile: ActivationProfile) -> onnx.ModelProto:
-    """The model with the monitor's per-channel maxima as one extra output (the main outputs are unchanged)."""
+    """The model with the monitor's per-channel maxima as one extra output (main outputs unchanged)."""
     proto = load_model(model)
     if profile.monitor is None:
         return proto
@@ -571,7 +575,8 @@ class ActivationGuard:
         import onnxruntime as ort
 
         if profile.monitor is None:
-            raise ActivationError("the profile has no activation monitor (budget 0, or nothing fit the budget)")
+            raise ActivationError("the profile has no activation monitor (budget 0, or nothing fit the "
+                                  "budget)")
         self.profile = profile
         self.monitor = profile.monitor
         model_bytes = instrument(model, profile).SerializeToString()

@@ -54,7 +54,8 @@ def flip_bit(values: np.ndarray, bit: int) -> np.ndarray:
 def bit_range(bits: str | Sequence[int]) -> list[int]:
     if isinstance(bits, str):
         if bits not in BIT_RANGES:
-            raise ValueError(f"unknown bit range {bits!r}; choose one of {sorted(BIT_RANGES)} or a list of bits")
+            raise ValueError(f"unknown bit range {bits!r}; choose one of {sorted(BIT_RANGES)} or a list of "
+                             "bits")
         return list(BIT_RANGES[bits])
     out = [int(b) for b in bits]
     if not out or any(not 0 <= b <= 31 for b in out):
@@ -217,8 +218,8 @@ class CampaignResult:
             ("SDCs flagged by detection", lambda r: str(r.sdc_flagged)),
             ("faulty runs flagged", lambda r: str(r.faulty_flagged)),
         ]
-        lines = [f"fault campaign: seed {self.seed}, bits {self.bits}, {self.inputs} correctly classified inputs "
-                 "per injection; k/n = rate [95% Wilson interval]", head,
+        lines = [f"fault campaign: seed {self.seed}, bits {self.bits}, {self.inputs} correctly classified "
+                 "inputs per injection; k/n = rate [95% Wilson interval]", head,
                  "|---|" + "---|" * len(self.kinds)]
         lines += ["| " + name + " | " + " | ".join(f(r) for r in self.kinds) + " |" for name, f in rows]
         lines.append("")
@@ -249,7 +250,8 @@ class _Runner:
         self.input_name = input_name
         self.logits = logits
         self.monitor = monitor
-        dims = model.graph.input[[i.name for i in model.graph.input].index(input_name)].type.tensor_type.shape.dim
+        graph_input = next(i for i in model.graph.input if i.name == input_name)
+        dims = graph_input.type.tensor_type.shape.dim
         self.batched = not (len(dims) > 0 and dims[0].HasField("dim_value") and dims[0].dim_value == 1)
 
     def run(self, x: np.ndarray, extra_outputs: Sequence[str] = (), feeds: dict | None = None,
@@ -298,7 +300,8 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
                  injections: int = 500, inputs: int = 64, kinds: Sequence[str] = ("activation", "weight"),
                  bits: str | Sequence[int] = "all", sites: Sequence[str] | None = None, seed: int = 0,
                  clean_data: np.ndarray | None = None, clean_labels: np.ndarray | None = None,
-                 input_name: str | None = None, output_name: str | None = None) -> CampaignResult:
+                 input_name: str | None = None, output_name: str | None = None,
+                 placement: str = "every") -> CampaignResult:
     """Run a seeded fault campaign; see the module docstring for what is measured.
 
     ``data``/``labels``: inputs to choose the M campaign inputs from (the first ``inputs`` correctly
@@ -313,7 +316,7 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
     bit_list = bit_range(bits)
     rng = np.random.default_rng(seed)
     monitored = _with_monitor(proto, acts)
-    hardened = harden(proto, acts)
+    hardened = harden(proto, acts, placement=placement)
     plain = _Runner(monitored, in_name, logits, acts.monitor.output_name if acts.monitor else None)
     x = _campaign_inputs(plain, data, labels, inputs)
     golden_logits, *rest = plain.run(x)
@@ -334,7 +337,8 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
                             false_flags_clean=None, accuracy_plain=None, accuracy_restricted=None,
                             inputs=len(x), seed=seed, bits=bits if isinstance(bits, str) else str(list(bits)))
     if clean_data is not None:
-        _clean_metrics(result, plain, _Runner(hardened, in_name, logits, None), acts, clean_data, clean_labels)
+        restricted = _Runner(hardened, in_name, logits, None)
+        _clean_metrics(result, plain, restricted, acts, clean_data, clean_labels)
     result.details["golden_top1"] = golden
     return result
 
@@ -490,3 +494,69 @@ def _clean_metrics(result: CampaignResult, plain: _Runner, hardened: _Runner, ac
         hard = hardened.run(np.ascontiguousarray(clean))[0]
         result.accuracy_plain = Rate(int((outs[0].argmax(axis=1) == labels).sum()), len(labels))
         result.accuracy_restricted = Rate(int((hard.argmax(axis=1) == labels).sum()), len(labels))
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def load_activation_profile(path: str) -> ActivationProfile:
+    """An ActivationProfile from a GuardProfile file with activation ranges, or an activation profile file."""
+    import json
+
+    with open(path) as f:
+        doc = json.load(f)
+    if isinstance(doc, dict) and "activation_profile" in doc:
+        return ActivationProfile.from_dict(doc["activation_profile"])
+    if isinstance(doc, dict) and isinstance(doc.get("activations"), dict):
+        return ActivationProfile.from_dict(doc["activations"])
+    raise ActivationError(f"{path} has no activation ranges: calibrate with activations=True "
+                          "(pyguard calibrate ... --activations)")
+
+
+def add_cli_parser(subparsers) -> None:
+    """Register ``pyguard faults``."""
+    p = subparsers.add_parser(
+        "faults", help="fault-injection campaign: SDC rate unprotected, restricted and detected",
+        description="Inject single float32 bit flips into activations and weights of MODEL and print the SDC "
+                    "rates without protection, with restriction (harden) and with detection.")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("--profile", required=True, help="profile with activation ranges (JSON)")
+    p.add_argument("--data", required=True, help="inputs (.npy, first axis = samples)")
+    p.add_argument("--labels", help="labels (.npy): only correctly classified inputs are used")
+    p.add_argument("--clean", help="held-out clean inputs (.npy) for false flags and clean accuracy "
+                                   "(default: --data)")
+    p.add_argument("--clean-labels", help="labels of --clean (.npy; default: --labels when --clean is unset)")
+    p.add_argument("--injections", type=int, default=500, help="injections per fault kind (default 500)")
+    p.add_argument("--inputs", type=int, default=64, help="inputs per injection (default 64)")
+    p.add_argument("--kinds", default="activation,weight", help="activation,weight (default both)")
+    p.add_argument("--bits", default="all", choices=sorted(BIT_RANGES), help="bits to flip (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cli_main)
+
+
+def cli_main(args) -> int:
+    profile = load_activation_profile(args.profile)
+    data = np.load(args.data)
+    labels = np.load(args.labels) if args.labels else None
+    clean = np.load(args.clean) if args.clean else data
+    clean_labels = np.load(args.clean_labels) if args.clean_labels else (labels if not args.clean else None)
+    result = run_campaign(args.model, profile, data.astype(np.float32, copy=False), labels,
+                          injections=args.injections, inputs=args.inputs,
+                          kinds=[k.strip() for k in args.kinds.split(",") if k.strip()], bits=args.bits,
+                          seed=args.seed, clean_data=clean.astype(np.float32, copy=False),
+                          clean_labels=clean_labels)
+    print(result.table())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pyguard.faults")
+    add_cli_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["faults", *(argv if argv is not None else __import__("sys").argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

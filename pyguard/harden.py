@@ -1,4 +1,4 @@
-"""Restriction (Ranger): clamp every profiled activation to its clean range with constant-bound ``Clip`` nodes.
+"""Restriction (Ranger): clamp every profiled activation to its clean range with constant-bound ``Clip``.
 
 ``harden(model, profile)`` returns a new ``onnx.ModelProto``; tensor names stay the same, so graph outputs and
 consumers are untouched. Where the clamp can be merged into the activation exactly, it is, because that is
@@ -43,8 +43,8 @@ def bounds_of(profile_or_bounds: Any) -> dict[str, tuple[float, float]]:
                 raise ValueError(f"bounds for {name!r} are empty: lo={lo} > hi={hi}")
             out[str(name)] = (lo, hi)
         return out
-    raise TypeError("harden() needs an ActivationProfile, a GuardProfile with activation bounds, or a mapping "
-                    f"{{tensor name: (lo, hi)}}; got {type(profile_or_bounds).__name__}")
+    raise TypeError("harden() needs an ActivationProfile, a GuardProfile with activation bounds, or a "
+                    f"mapping {{tensor name: (lo, hi)}}; got {type(profile_or_bounds).__name__}")
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -82,8 +82,15 @@ def _clip_bounds(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[float, f
     return lo, hi
 
 
-def harden(model: ModelLike, profile_or_bounds: Any) -> onnx.ModelProto:
-    """Return a copy of ``model`` with every profiled tensor clamped to its (lo, hi) bounds."""
+def harden(model: ModelLike, profile_or_bounds: Any, *, placement: str = "every") -> onnx.ModelProto:
+    """Return a copy of ``model`` with the profiled tensors clamped to their (lo, hi) bounds.
+
+    ``placement="every"`` clamps every profiled tensor (Ranger). ``"fused"`` clamps only where onnxruntime
+    fuses the clamp into the producing convolution (an activation whose input is a Conv output read by
+    nothing else) plus the last profiled tensor, so the hardened model costs nothing extra; a clamp after a
+    residual ``Add`` is left out there, because onnxruntime's NCHWc convolution fuses ``Add`` + ``Relu`` but
+    not ``Add`` + ``Clip`` and the lone Clip costs two layout reorders.
+    """
     proto = load_model(model)
     if _opset(proto) < 11:
         raise ActivationError(f"harden() needs opset >= 11 (Clip with tensor bounds); the model has opset "
@@ -91,6 +98,10 @@ def harden(model: ModelLike, profile_or_bounds: Any) -> onnx.ModelProto:
     bounds = bounds_of(profile_or_bounds)
     if not bounds:
         raise ActivationError("no bounds to apply: the profile has no activation ranges")
+    if placement == "fused":
+        bounds = {k: v for k, v in bounds.items() if k in fusable_tensors(proto, list(bounds))}
+    elif placement != "every":
+        raise ValueError(f"placement must be 'every' or 'fused', got {placement!r}")
     out = copy_model(proto)
     names = _Names(out)
     produced = {o: node for node in out.graph.node for o in node.output if o}
@@ -137,6 +148,24 @@ def _drop_unused(model: onnx.ModelProto, candidates: set[str]) -> None:
     if len(nodes) != len(model.graph.node):
         del model.graph.node[:]
         model.graph.node.extend(nodes)
+
+
+def fusable_tensors(model: onnx.ModelProto, tensors: list[str]) -> set[str]:
+    """Tensors whose clamp onnxruntime fuses into the producing Conv, plus the last one of ``tensors``."""
+    producer = {o: node for node in model.graph.node for o in node.output if o}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            readers[i] = readers.get(i, 0) + 1
+    out = {tensors[-1]} if tensors else set()
+    for t in tensors:
+        node = producer.get(t)
+        if node is None or node.op_type not in ("Relu", "Clip") or not node.input:
+            continue
+        src = producer.get(node.input[0])
+        if src is not None and src.op_type == "Conv" and readers.get(node.input[0], 0) == 1:
+            out.add(t)
+    return out
 
 
 def _merged_bounds(model: onnx.ModelProto, node: onnx.NodeProto, lo: float, hi: float

@@ -60,10 +60,11 @@ def test_bit_ranges():
 def test_injected_activation_is_exactly_the_flipped_value(digits, bit):
     model = faults.inject_activation_fault(residual_cnn(), "residual_add")
     faulty_name = next(n.output[0] for n in model.graph.node if n.op_type == "ScatterND")
-    model.graph.output.append(faults.helper.make_tensor_value_info(faulty_name, faults.TensorProto.FLOAT, None))
+    model.graph.output.append(faults.onnx.ValueInfoProto(name=faulty_name))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = digits[:3]
-    no_fault = {faults.FAULT_INDICES: np.zeros((0, 4), np.int64), faults.FAULT_UPDATES: np.zeros(0, np.float32)}
+    no_fault = {faults.FAULT_INDICES: np.zeros((0, 4), np.int64),
+                faults.FAULT_UPDATES: np.zeros(0, np.float32)}
     _, clean, same = sess.run(None, {"input": x, **no_fault})
     np.testing.assert_array_equal(clean, same)
     index = (2, 5, 1)  # channel, row, column

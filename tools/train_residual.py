@@ -42,8 +42,8 @@ class ResidualNet(nn.Module):
     def __init__(self, width: int = 16, classes: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.blocks = nn.Sequential(Block(width, width, 1), Block(width, width, 1), Block(width, 2 * width, 2),
-                                    Block(2 * width, 2 * width, 1))
+        self.blocks = nn.Sequential(Block(width, width, 1), Block(width, width, 1),
+                                    Block(width, 2 * width, 2), Block(2 * width, 2 * width, 1))
         self.head = nn.Linear(2 * width, classes)
 
     def forward(self, x):
@@ -80,7 +80,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=OUT)
@@ -95,8 +96,9 @@ def main() -> None:
     print(f"test accuracy {acc:.4f}")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "residual_digits.onnx")
-    torch.onnx.export(model, (torch.from_numpy(xcal[:1]),), path, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(model, (torch.from_numpy(xcal[:1]),), path, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                      opset_version=17, dynamo=False)
     np.savez_compressed(os.path.join(args.out, "residual_digits.npz"), x_cal=xcal, y_cal=ycal, x_test=xte,
                         y_test=yte)
     print("wrote", path)
