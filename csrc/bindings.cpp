@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <string>
 
+#include "bit_depth.h"
+#include "checks.h"
+#include "stats.h"
 #include "isa.h"
 
 namespace py = pybind11;
@@ -31,6 +34,41 @@ std::vector<std::string> supported_isa_names() {
 
 } // namespace
 
+namespace checks_binding {
+
+// Copies the per-sample counts into the three (N,) int64 output arrays.
+void store_counts(const std::vector<CheckCounts> &counts, carray<int64_t> &nonfinite, carray<int64_t> &out_of_range,
+                  carray<int64_t> &off_grid) {
+    int64_t *a = output_ptr(nonfinite), *b = output_ptr(out_of_range), *c = output_ptr(off_grid);
+    for (size_t s = 0; s < counts.size(); ++s) {
+        a[s] = counts[s].nonfinite;
+        b[s] = counts[s].out_of_range;
+        c[s] = counts[s].off_grid;
+    }
+}
+
+void require_outputs(size_t samples, const carray<int64_t> &a, const carray<int64_t> &b, const carray<int64_t> &c) {
+    for (const auto *out : {&a, &b, &c})
+        if (static_cast<size_t>(out->size()) != samples) throw std::invalid_argument("count arrays must have N entries");
+}
+
+} // namespace checks_binding
+
+namespace stats_binding {
+
+StatsLayout layout(size_t samples, size_t outer, size_t channels, size_t inner, size_t size) {
+    const StatsLayout l{samples, outer, channels, inner};
+    if (l.samples == 0 || l.sample_size() == 0 || l.samples * l.sample_size() != size)
+        throw std::invalid_argument("layout does not match the array size");
+    return l;
+}
+
+void require_size(size_t have, size_t want, const char *what) {
+    if (have != want) throw std::invalid_argument(std::string(what) + " has the wrong number of values");
+}
+
+} // namespace stats_binding
+
 // ---- family sections: each kernel family registers its functions in its own block below ----
 
 PYBIND11_MODULE(_core, m) {
@@ -39,12 +77,122 @@ PYBIND11_MODULE(_core, m) {
     m.def("best_isa", [] { return std::string(isa_name(best_isa())); }, "The variant chosen for isa='auto'");
 
     // ---- bit_depth (begin) ----
+    m.def(
+        "bit_depth_f32",
+        [](const carray<float> &x, carray<float> &out, int bits, double lo, double hi, const std::string &isa) {
+            if (out.size() != x.size()) throw std::invalid_argument("out and x differ in size");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            bit_depth_f32(input_ptr(x), output_ptr(out), count(x), bits, lo, hi, chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("bits"), py::arg("lo"), py::arg("hi"),
+        py::arg("isa"), "Bit-depth reduction of float32 values on [lo, hi] into out (may be x)");
+    m.def(
+        "bit_depth_u8",
+        [](const carray<uint8_t> &x, carray<uint8_t> &out, int bits, const std::string &isa) {
+            if (out.size() != x.size()) throw std::invalid_argument("out and x differ in size");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            bit_depth_u8(input_ptr(x), output_ptr(out), count(x), bits, chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("bits"), py::arg("isa"),
+        "Bit-depth reduction of uint8 images (v means v/255) into out (may be x)");
     // ---- bit_depth (end) ----
 
     // ---- checks (begin) ----
+    m.def(
+        "sample_checks_f32",
+        [](const carray<float> &x, size_t samples, float lo, float hi, bool grid, float scale,
+           carray<int64_t> &nonfinite, carray<int64_t> &out_of_range, carray<int64_t> &off_grid,
+           const std::string &isa) {
+            if (samples == 0 || count(x) % samples != 0) throw std::invalid_argument("bad sample count");
+            checks_binding::require_outputs(samples, nonfinite, out_of_range, off_grid);
+            const Isa chosen = parse_isa(isa);
+            CheckParams p;
+            p.lo = lo;
+            p.hi = hi;
+            p.grid = grid;
+            p.scale = scale;
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_f32(input_ptr(x), samples, count(x) / samples, p, counts.data(), chosen);
+            }
+            checks_binding::store_counts(counts, nonfinite, out_of_range, off_grid);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("grid"),
+        py::arg("scale"), py::arg("nonfinite").noconvert(), py::arg("out_of_range").noconvert(),
+        py::arg("off_grid").noconvert(), py::arg("isa"),
+        "Per-sample counts of non-finite, out-of-range and off-grid float32 values");
+    m.def(
+        "sample_checks_u8",
+        [](const carray<uint8_t> &x, size_t samples, int lo, int hi, carray<int64_t> &nonfinite,
+           carray<int64_t> &out_of_range, carray<int64_t> &off_grid, const std::string &isa) {
+            if (samples == 0 || count(x) % samples != 0) throw std::invalid_argument("bad sample count");
+            if (lo < 0 || hi > 255 || lo > hi) throw std::invalid_argument("uint8 bounds must satisfy 0 <= lo <= hi <= 255");
+            checks_binding::require_outputs(samples, nonfinite, out_of_range, off_grid);
+            const Isa chosen = parse_isa(isa);
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_u8(input_ptr(x), samples, count(x) / samples, static_cast<uint8_t>(lo),
+                                 static_cast<uint8_t>(hi), counts.data(), chosen);
+            }
+            checks_binding::store_counts(counts, nonfinite, out_of_range, off_grid);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("nonfinite").noconvert(),
+        py::arg("out_of_range").noconvert(), py::arg("off_grid").noconvert(), py::arg("isa"),
+        "Per-sample counts of uint8 values outside [lo, hi] (nonfinite and off_grid stay 0)");
     // ---- checks (end) ----
 
     // ---- stats (begin) ----
+    m.def(
+        "minmax_f32",
+        [](const carray<float> &x, size_t samples, size_t outer, size_t channels, size_t inner, carray<float> &mins,
+           carray<float> &maxs, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(mins), samples * channels, "mins");
+            stats_binding::require_size(count(maxs), samples * channels, "maxs");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            minmax_f32(input_ptr(x), l, output_ptr(mins), output_ptr(maxs), chosen);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("outer"), py::arg("channels"), py::arg("inner"),
+        py::arg("mins").noconvert(), py::arg("maxs").noconvert(), py::arg("isa"),
+        "Per (sample, channel) min and max of x viewed as (samples, outer, channels, inner)");
+    m.def(
+        "range_check_f32",
+        [](const carray<float> &x, size_t samples, size_t outer, size_t channels, size_t inner, const carray<float> &lo,
+           const carray<float> &hi, carray<int64_t> &counts, carray<float> &max_excess, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(lo), channels, "lo");
+            stats_binding::require_size(count(hi), channels, "hi");
+            stats_binding::require_size(count(counts), samples, "counts");
+            stats_binding::require_size(count(max_excess), samples, "max_excess");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            range_check_f32(input_ptr(x), l, input_ptr(lo), input_ptr(hi), output_ptr(counts), output_ptr(max_excess),
+                            chosen);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("outer"), py::arg("channels"), py::arg("inner"),
+        py::arg("lo").noconvert(), py::arg("hi").noconvert(), py::arg("counts").noconvert(),
+        py::arg("max_excess").noconvert(), py::arg("isa"),
+        "Per-sample count of values outside [lo, hi] (per-channel bounds) and their largest excess");
+    m.def(
+        "clamp_f32",
+        [](const carray<float> &x, carray<float> &out, size_t samples, size_t outer, size_t channels, size_t inner,
+           const carray<float> &lo, const carray<float> &hi, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(out), count(x), "out");
+            stats_binding::require_size(count(lo), channels, "lo");
+            stats_binding::require_size(count(hi), channels, "hi");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            clamp_f32(input_ptr(x), output_ptr(out), l, input_ptr(lo), input_ptr(hi), chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("samples"), py::arg("outer"),
+        py::arg("channels"), py::arg("inner"), py::arg("lo").noconvert(), py::arg("hi").noconvert(), py::arg("isa"),
+        "np.clip with per-channel bounds into out (may be x)");
     // ---- stats (end) ----
 
     // ---- median (begin) ----

@@ -8,6 +8,9 @@ the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SI
 from __future__ import annotations
 
 from .. import _core
+from .activations import clamp, minmax, range_check
+from .bit_depth import bit_depth
+from .checks import SampleChecks, sample_checks
 from .jpeg import jpeg
 
 
@@ -21,4 +24,7 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["available_isas", "best_isa", "jpeg"]
+__all__ = [
+    "SampleChecks", "available_isas", "best_isa", "bit_depth", "clamp", "jpeg", "minmax", "range_check",
+    "sample_checks",
+]

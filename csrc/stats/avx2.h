@@ -1,0 +1,155 @@
+// Activation statistics, AVX2: the structure of avx512.h on 8 lanes; tails are done element by element
+// with the same comparisons (exact operations, so the results are identical).
+#pragma once
+
+#include "stats/serial.h"
+
+#if PYGUARD_X86
+PYGUARD_TARGET_AVX2_BEGIN
+namespace pyguard {
+namespace avx2 {
+
+inline float hmin(__m256 v) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+// minps / maxps with the new value first: NaN lanes are ignored (tracked separately), ties keep acc.
+// Constructors are written out: implicit ones would be compiled outside the target region.
+struct MinMaxAcc {
+    __m256 mn, mx, nan;
+    MinMaxAcc() : mn(_mm256_set1_ps(INFINITY)), mx(_mm256_set1_ps(-INFINITY)), nan(_mm256_setzero_ps()) {}
+    void add(__m256 v) {
+        mn = _mm256_min_ps(v, mn);
+        mx = _mm256_max_ps(v, mx);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+};
+
+inline bool minmax_span(const float *x, size_t n, float &mn, float &mx) {
+    MinMaxAcc a, b, c, d;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a.add(_mm256_loadu_ps(x + i));
+        b.add(_mm256_loadu_ps(x + i + 8));
+        c.add(_mm256_loadu_ps(x + i + 16));
+        d.add(_mm256_loadu_ps(x + i + 24));
+    }
+    for (; i + 8 <= n; i += 8) a.add(_mm256_loadu_ps(x + i));
+    mn = hmin(_mm256_min_ps(_mm256_min_ps(a.mn, b.mn), _mm256_min_ps(c.mn, d.mn)));
+    mx = hmax(_mm256_max_ps(_mm256_max_ps(a.mx, b.mx), _mm256_max_ps(c.mx, d.mx)));
+    bool nan = _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(a.nan, b.nan), _mm256_or_ps(c.nan, d.nan))) != 0;
+    for (; i < n; ++i) {
+        nan |= std::isnan(x[i]);
+        mn = min_keep(x[i], mn);
+        mx = max_keep(x[i], mx);
+    }
+    return nan;
+}
+
+inline bool minmax_periodic(const float *x, size_t n, size_t block, float *acc_min, float *acc_max) {
+    __m256 nan = _mm256_setzero_ps();
+    bool tail_nan = false;
+    for (size_t base = 0; base < n; base += block) {
+        const size_t len = n - base < block ? n - base : block;
+        const float *row = x + base;
+        size_t j = 0;
+        for (; j + 8 <= len; j += 8) {
+            const __m256 v = _mm256_loadu_ps(row + j);
+            _mm256_storeu_ps(acc_min + j, _mm256_min_ps(v, _mm256_loadu_ps(acc_min + j)));
+            _mm256_storeu_ps(acc_max + j, _mm256_max_ps(v, _mm256_loadu_ps(acc_max + j)));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        for (; j < len; ++j) {
+            tail_nan |= std::isnan(row[j]);
+            acc_min[j] = min_keep(row[j], acc_min[j]);
+            acc_max[j] = max_keep(row[j], acc_max[j]);
+        }
+    }
+    return tail_nan || _mm256_movemask_ps(nan) != 0;
+}
+
+struct RangeLanes {
+    __m256 excess, nan;
+    uint64_t count;
+    RangeLanes() : excess(_mm256_setzero_ps()), nan(_mm256_setzero_ps()), count(0) {}
+    void add(__m256 v, __m256 lo, __m256 hi) {
+        const __m256 bad = _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_NGE_UQ), _mm256_cmp_ps(v, hi, _CMP_NLE_UQ));
+        count += static_cast<uint64_t>(__builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(bad))));
+        const __m256 e = _mm256_max_ps(_mm256_sub_ps(lo, v), _mm256_sub_ps(v, hi));
+        excess = _mm256_max_ps(e, excess);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    void fold_into(RangeAcc &acc) const {
+        acc.count += static_cast<int64_t>(count);
+        const float e = hmax(excess);
+        acc.excess = e > acc.excess ? e : acc.excess;
+        acc.nan |= _mm256_movemask_ps(nan) != 0;
+    }
+};
+
+inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &acc) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    RangeLanes a, b;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a.add(_mm256_loadu_ps(x + i), vlo, vhi);
+        b.add(_mm256_loadu_ps(x + i + 8), vlo, vhi);
+    }
+    for (; i + 8 <= n; i += 8) a.add(_mm256_loadu_ps(x + i), vlo, vhi);
+    a.fold_into(acc);
+    b.fold_into(acc);
+    for (; i < n; ++i) acc.add_scalar(x[i], lo, hi);
+}
+
+inline void range_periodic(const float *x, size_t n, size_t block, const float *lo, const float *hi, RangeAcc &acc) {
+    RangeLanes lanes;
+    for (size_t base = 0; base < n; base += block) {
+        const size_t len = n - base < block ? n - base : block;
+        size_t j = 0;
+        for (; j + 8 <= len; j += 8)
+            lanes.add(_mm256_loadu_ps(x + base + j), _mm256_loadu_ps(lo + j), _mm256_loadu_ps(hi + j));
+        for (; j < len; ++j) acc.add_scalar(x[base + j], lo[j], hi[j]);
+    }
+    lanes.fold_into(acc);
+}
+
+inline __m256 clamp_vec(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
+
+inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = clamp_vec(_mm256_loadu_ps(x + i), vlo, vhi);
+        const __m256 b = clamp_vec(_mm256_loadu_ps(x + i + 8), vlo, vhi);
+        _mm256_storeu_ps(y + i, a);
+        _mm256_storeu_ps(y + i + 8, b);
+    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, clamp_vec(_mm256_loadu_ps(x + i), vlo, vhi));
+    for (; i < n; ++i) y[i] = serial::clamp_value(x[i], lo, hi);
+}
+
+inline void clamp_periodic(const float *x, float *y, size_t n, size_t block, const float *lo, const float *hi) {
+    for (size_t base = 0; base < n; base += block) {
+        const size_t len = n - base < block ? n - base : block;
+        size_t j = 0;
+        for (; j + 8 <= len; j += 8)
+            _mm256_storeu_ps(y + base + j, clamp_vec(_mm256_loadu_ps(x + base + j), _mm256_loadu_ps(lo + j),
+                                                     _mm256_loadu_ps(hi + j)));
+        for (; j < len; ++j) y[base + j] = serial::clamp_value(x[base + j], lo[j], hi[j]);
+    }
+}
+
+} // namespace avx2
+} // namespace pyguard
+PYGUARD_TARGET_END
+#endif
