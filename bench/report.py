@@ -33,13 +33,28 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.4f} ms" if seconds < 1e-2 else f"{seconds * 1e3:.2f} ms"
 
 
+def fmt_value(value: float, info: dict) -> str:
+    """A row's measure: the median time, or an explicit ``value`` with its ``unit`` (e.g. peak RSS in MB)."""
+    return f"{value:.1f} {info['unit']}" if "unit" in info else fmt_ms(value)
+
+
+def _interleaved(info: dict) -> str:
+    """The ours/anchor ratio measured in alternating calls, when the benchmark recorded one."""
+    return f" (interleaved {info['interleaved_ratio']:.3f}x)" if "interleaved_ratio" in info else ""
+
+
 def table(results: dict) -> str:
+    """Rows compare "ours" with the "anchor" benchmarks of the same target.
+
+    Optional extra_info: ``goal`` = the anchor/ours ratio to reach (higher is better); ``goal_max`` = the
+    ours/anchor ratio not to exceed (overheads: lower is better), shown as "ours/anchor"; ``value`` with
+    ``unit`` = a measured quantity compared instead of the median time (e.g. peak RSS)."""
     rows = defaultdict(dict)
     for bench in results["benchmarks"]:
         info = bench.get("extra_info", {})
         if "target" not in info:
             continue
-        entry = (bench["name"], bench["stats"]["median"], info)
+        entry = (bench["name"], info["value"] if "value" in info else bench["stats"]["median"], info)
         rows[info["target"]].setdefault(info["role"], []).append(entry)
     lines = ["| target | anchor | anchor median | pyguard median | measured | goal | met |",
              "|---|---|---|---|---|---|---|"]
@@ -50,7 +65,14 @@ def table(results: dict) -> str:
                 goal = info["goal_gbps"]
                 lines.append(f"| {target} | memory speed | - | {fmt_ms(ours)} | {gbps:.1f} GB/s | "
                              f">= {goal} GB/s | {'yes' if gbps >= goal else 'NO'} |")
-            for anchor_name, anchor, _ in roles.get("anchor", []):
+            for anchor_name, anchor, anchor_info in roles.get("anchor", []):
+                if "goal_max" in info:
+                    overhead, limit = ours / anchor, info["goal_max"]
+                    lines.append(f"| {target} | {anchor_name.removeprefix('test_')} | "
+                                 f"{fmt_value(anchor, anchor_info)} | {fmt_value(ours, info)} | "
+                                 f"{overhead:.3f}x ours/anchor{_interleaved(info)} | <= {limit}x | "
+                                 f"{'yes' if overhead <= limit else 'NO'} |")
+                    continue
                 ratio = anchor / ours
                 goal = info.get("goal")
                 met = "" if goal is None else ("yes" if ratio >= goal else "NO")

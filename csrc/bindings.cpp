@@ -14,6 +14,8 @@
 #include "checks.h"
 #include "stats.h"
 #include "isa.h"
+#include "median.h"
+#include "nl_means.h"
 
 namespace py = pybind11;
 using namespace pyguard;
@@ -70,6 +72,48 @@ void require_size(size_t have, size_t want, const char *what) {
 } // namespace stats_binding
 
 // ---- family sections: each kernel family registers its functions in its own block below ----
+
+namespace median_binding {
+
+constexpr const char *doc = "2-D median (size 2, 3 or 5) over planes x height x width x channels (channels "
+                            "interleaved), reflect borders, into out; returns False if float input has a NaN";
+
+// Filters x into out; returns False when float input contains a NaN (Python raises then).
+template <class T>
+bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, size_t width, size_t channels,
+            int size, const std::string &isa) {
+    const Isa chosen = parse_isa(isa);
+    size_t n = 0;
+    const bool overflow = __builtin_mul_overflow(planes, height, &n) || __builtin_mul_overflow(n, width, &n) ||
+                          __builtin_mul_overflow(n, channels, &n);
+    if (overflow || count(x) != n || count(out) != n)
+        throw std::invalid_argument("median_filter: x and out must hold planes*height*width*channels elements");
+    const T *src = input_ptr(x);
+    T *dst = output_ptr(out);
+    py::gil_scoped_release release;
+    return median_filter(src, dst, planes, height, width, channels, size, chosen) == MedianStatus::ok;
+}
+
+} // namespace median_binding
+
+namespace nl_means_binding {
+
+// x and out are (N, H, W, C) uint8 with C = 1 (gray) or 3 (CIELAB); out may be x itself.
+void nl_means_u8(const carray<uint8_t> &x, carray<uint8_t> &out, size_t search, size_t patch, float h,
+                 float h_color, const std::string &isa) {
+    if (x.ndim() != 4) throw std::invalid_argument("nl_means_u8: x must be (N, H, W, C)");
+    for (py::ssize_t d = 0; d < 4; ++d)
+        if (out.ndim() != 4 || out.shape(d) != x.shape(d))
+            throw std::invalid_argument("nl_means_u8: out must have the shape of x");
+    const Isa parsed = parse_isa(isa);
+    const uint8_t *src = input_ptr(x);
+    uint8_t *dst = output_ptr(out);
+    const auto dim = [&](int d) { return static_cast<size_t>(x.shape(d)); };
+    py::gil_scoped_release release;
+    pyguard::nl_means_u8(parsed, src, dst, dim(0), dim(1), dim(2), dim(3), search, patch, h, h_color);
+}
+
+} // namespace nl_means_binding
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyguard native core: SIMD kernels for input checks, feature squeezing and activation ranges";
@@ -196,8 +240,18 @@ PYBIND11_MODULE(_core, m) {
     // ---- stats (end) ----
 
     // ---- median (begin) ----
+    m.def("median_filter_f32", &median_binding::filter<float>, median_binding::doc, py::arg("x").noconvert(),
+          py::arg("out").noconvert(), py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("channels"),
+          py::arg("size"), py::arg("isa") = "auto");
+    m.def("median_filter_u8", &median_binding::filter<uint8_t>, median_binding::doc, py::arg("x").noconvert(),
+          py::arg("out").noconvert(), py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("channels"),
+          py::arg("size"), py::arg("isa") = "auto");
     // ---- median (end) ----
 
     // ---- nl_means (begin) ----
+    m.def("nl_means_u8", &nl_means_binding::nl_means_u8, py::arg("x").noconvert(), py::arg("out").noconvert(),
+          py::arg("search"), py::arg("patch"), py::arg("h"), py::arg("h_color"), py::arg("isa") = "auto",
+          "Non-local means on (N, H, W, C) uint8, C = 1 (gray) or 3 (CIELAB: L with h, ab with h_color), "
+          "bit-exact with OpenCV's fastNlMeansDenoising; out may be x");
     // ---- nl_means (end) ----
 }

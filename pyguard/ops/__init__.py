@@ -12,6 +12,8 @@ from .activations import clamp, minmax, range_check
 from .bit_depth import bit_depth
 from .checks import SampleChecks, sample_checks
 from .jpeg import jpeg
+from .median import median_filter
+from .nl_means import nl_means
 
 
 def available_isas() -> list[str]:
@@ -25,6 +27,6 @@ def best_isa() -> str:
 
 
 __all__ = [
-    "SampleChecks", "available_isas", "best_isa", "bit_depth", "clamp", "jpeg", "minmax", "range_check",
-    "sample_checks",
+    "SampleChecks", "available_isas", "best_isa", "bit_depth", "clamp", "jpeg", "median_filter", "minmax",
+    "nl_means", "range_check", "sample_checks",
 ]

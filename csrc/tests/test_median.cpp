@@ -1,0 +1,144 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "median.h"
+
+using namespace pyguard;
+
+namespace {
+
+// Independent reference: sort every window (reflected indices) and take rank floor(n/2).
+template <class T>
+std::vector<T> brute_force(const std::vector<T> &x, size_t planes, size_t h, size_t w, size_t c, int k) {
+    std::vector<T> y(x.size());
+    const ptrdiff_t first = -(k / 2);
+    std::vector<T> window;
+    for (size_t p = 0; p < planes; ++p)
+        for (size_t i = 0; i < h; ++i)
+            for (size_t j = 0; j < w; ++j)
+                for (size_t ch = 0; ch < c; ++ch) {
+                    window.clear();
+                    for (int r = 0; r < k; ++r)
+                        for (int s = 0; s < k; ++s) {
+                            size_t si = median_detail::reflect(static_cast<ptrdiff_t>(i) + first + r, h);
+                            size_t sj = median_detail::reflect(static_cast<ptrdiff_t>(j) + first + s, w);
+                            window.push_back(x[((p * h + si) * w + sj) * c + ch]);
+                        }
+                    std::sort(window.begin(), window.end());
+                    y[((p * h + i) * w + j) * c + ch] = window[window.size() / 2];
+                }
+    return y;
+}
+
+template <class T> std::vector<T> random_data(size_t n, std::mt19937 &rng, int distinct) {
+    std::uniform_int_distribution<int> dist(0, distinct - 1);
+    std::vector<T> x(n);
+    for (auto &v : x) {
+        int d = dist(rng);
+        if constexpr (std::is_same<T, float>::value) v = static_cast<float>(d) * 0.37f - 20.0f;
+        else v = static_cast<T>(d * 255 / std::max(1, distinct - 1));
+    }
+    return x;
+}
+
+template <class T> bool same_bits(const std::vector<T> &a, const std::vector<T> &b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+template <class T> std::vector<T> run(const std::vector<T> &x, size_t planes, size_t h, size_t w, size_t c, int k, Isa isa) {
+    // Guard bytes around the output catch writes out of bounds even without a sanitizer.
+    std::vector<T> y(x.size() + 128, T(7));
+    MedianStatus st = median_filter(x.data(), y.data() + 64, planes, h, w, c, k, isa);
+    REQUIRE(st == MedianStatus::ok);
+    for (size_t i = 0; i < 64; ++i) REQUIRE((y[i] == T(7) && y[y.size() - 1 - i] == T(7)));
+    return std::vector<T>(y.begin() + 64, y.end() - 64);
+}
+
+struct Shape { size_t planes, h, w, c; };
+const Shape kShapes[] = {{1, 1, 1, 1}, {1, 1, 7, 1},  {1, 7, 1, 1},  {2, 2, 3, 1},  {1, 7, 5, 1},  {1, 5, 7, 3},
+                         {3, 4, 4, 3}, {1, 9, 33, 1}, {2, 3, 17, 2}, {1, 6, 70, 1}, {1, 5, 23, 3}, {1, 33, 40, 4},
+                         {1, 2, 129, 1}, {1, 13, 67, 3}};
+
+template <class T> void check_all_variants(int distinct, unsigned seed) {
+    std::mt19937 rng(seed);
+    for (const Shape &s : kShapes)
+        for (int k : {2, 3, 5}) {
+            auto x = random_data<T>(s.planes * s.h * s.w * s.c, rng, distinct);
+            auto expect = brute_force(x, s.planes, s.h, s.w, s.c, k);
+            for (Isa isa : supported_isas()) {
+                CAPTURE(isa_name(isa));
+                CAPTURE(k);
+                CAPTURE(s.h);
+                CAPTURE(s.w);
+                CAPTURE(s.c);
+                auto got = run(x, s.planes, s.h, s.w, s.c, k, isa);
+                CHECK(same_bits(got, expect));
+            }
+        }
+}
+
+} // namespace
+
+TEST_CASE("median matches a sort-based reference on every variant (float32)") {
+    check_all_variants<float>(1000, 1);
+    check_all_variants<float>(3, 2); // many duplicates
+}
+
+TEST_CASE("median matches a sort-based reference on every variant (uint8)") {
+    check_all_variants<uint8_t>(256, 3);
+    check_all_variants<uint8_t>(2, 4);
+}
+
+TEST_CASE("median handles infinities and signed zeros identically on every variant") {
+    std::mt19937 rng(5);
+    const float inf = std::numeric_limits<float>::infinity();
+    const float specials[] = {inf, -inf, 0.0f, -0.0f, 1.0f, -1.0f, std::numeric_limits<float>::max(),
+                              std::numeric_limits<float>::denorm_min()};
+    std::uniform_int_distribution<int> pick(0, 7);
+    for (int k : {2, 3, 5}) {
+        std::vector<float> x(3 * 11 * 37);
+        for (auto &v : x) v = specials[pick(rng)];
+        auto serial = run(x, 3, 11, 37, 1, k, Isa::serial);
+        auto expect = brute_force(x, 3, 11, 37, 1, k);
+        for (size_t i = 0; i < x.size(); ++i) CHECK(serial[i] == expect[i]); // -0.0 == 0.0 as values
+        for (Isa isa : supported_isas()) {
+            CAPTURE(isa_name(isa));
+            CHECK(same_bits(run(x, 3, 11, 37, 1, k, isa), serial));
+        }
+    }
+}
+
+TEST_CASE("median reports NaN input on every variant, wherever the NaN is") {
+    for (Isa isa : supported_isas())
+        for (int k : {2, 3, 5})
+            for (size_t pos : {size_t(0), size_t(5), size_t(76), size_t(3 * 9 * 13 - 1)}) {
+                std::vector<float> x(3 * 9 * 13, 1.0f), y(x.size());
+                x[pos] = std::numeric_limits<float>::quiet_NaN();
+                CAPTURE(isa_name(isa));
+                CAPTURE(pos);
+                CHECK(median_filter(x.data(), y.data(), 3, 9, 13, 1, k, isa) == MedianStatus::nan_input);
+                x[pos] = 2.0f;
+                CHECK(median_filter(x.data(), y.data(), 3, 9, 13, 1, k, isa) == MedianStatus::ok);
+            }
+}
+
+TEST_CASE("median rejects unsupported sizes") {
+    std::vector<float> x(16, 0.0f), y(16);
+    for (int k : {0, 1, 4, 6, 7})
+        CHECK_THROWS_AS(median_filter(x.data(), y.data(), 1, 4, 4, 1, k, Isa::serial), std::invalid_argument);
+}
+
+TEST_CASE("1-D example from the SciPy semantics") {
+    std::vector<float> x = {0, 10, 3, 7, 1};
+    for (Isa isa : supported_isas()) {
+        auto got = run(x, 1, 1, 5, 1, 2, isa);
+        CHECK(got == std::vector<float>({0, 10, 10, 7, 7}));
+    }
+}

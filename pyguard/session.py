@@ -1,0 +1,445 @@
+"""pyguard.InferenceSession: onnxruntime's InferenceSession with input checks and a squeeze detector.
+
+The class subclasses ``onnxruntime.InferenceSession`` (captured at import, before any :func:`pyguard.patch`),
+so it takes the same arguments, passes through the rest of the interface (``get_inputs``, ``io_binding``,
+``run_with_iobinding``, ``end_profiling``...) and is accepted wherever an onnxruntime session is.
+Only ``run`` is guarded (and ``run_with_report``, which also returns the report); ``io_binding`` /
+``run_with_ort_values`` runs go straight to onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import onnxruntime as _ort
+
+from . import ops
+from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
+from .profile import GuardProfile, model_sha256
+from .report import GuardReport
+from .squeezers import parse_all
+
+_OrtSession = _ort.InferenceSession
+
+ACTIONS = ("monitor", "reject", "purify")
+
+# onnxruntime tensor type strings -> numpy dtypes (the ones a feed can be checked against).
+_ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+}
+
+# Tolerance of the [0, 1] range check after undoing a mean/std normalization (float rounding).
+_UNIT_TOLERANCE = 1e-4
+_MAX_WORKSPACES = 4  # distinct input shapes whose buffers a thread keeps
+
+
+def _is_dynamic(dim: Any) -> bool:
+    return not isinstance(dim, int)
+
+
+class _InputMeta:
+    __slots__ = ("name", "dtype", "shape")
+
+    def __init__(self, node_arg) -> None:
+        self.name = node_arg.name
+        self.dtype = _ORT_DTYPES.get(node_arg.type)
+        self.shape = list(node_arg.shape) if node_arg.shape is not None else None
+
+    def check(self, value: np.ndarray) -> None:
+        if self.dtype is not None and value.dtype != self.dtype:
+            raise InputError(f"input {self.name!r} has dtype {value.dtype}; the model expects "
+                             f"{np.dtype(self.dtype)}")
+        if self.shape is None:
+            return
+        if value.ndim != len(self.shape):
+            raise InputError(f"input {self.name!r} has {value.ndim} dimensions (shape {value.shape}); "
+                             f"the model expects {len(self.shape)} ({self._shape_text()})")
+        for axis, (want, got) in enumerate(zip(self.shape, value.shape)):
+            if isinstance(want, int) and want >= 0 and want != got:
+                raise InputError(f"input {self.name!r} has shape {value.shape}; the model expects "
+                                 f"{self._shape_text()} (axis {axis} must be {want})")
+
+    def _shape_text(self) -> str:
+        return "[" + ", ".join(str(d) if isinstance(d, int) else "?" for d in self.shape) + "]"
+
+
+class _Workspace:
+    """Buffers of one thread for one input shape, reused on every call with that shape."""
+
+    def __init__(self, x: np.ndarray, slots: int, need_unit: bool) -> None:
+        n = x.shape[0]
+        self.stack = np.empty((slots * n, *x.shape[1:]), dtype=x.dtype)
+        self.slots = self.stack.reshape(slots, *x.shape)
+        self.unit = np.empty(x.shape, dtype=np.float32) if need_unit else None
+        self.tmp = np.empty(x.shape, dtype=np.float32) if need_unit else None
+        self.tiled: dict[str, np.ndarray] = {}
+
+
+class _Detector:
+    """The squeeze detector of one session: profile constants resolved once, applied per call."""
+
+    def __init__(self, profile: GuardProfile, meta: _InputMeta, batch_dynamic: bool) -> None:
+        spec = profile.input
+        self.name = spec.name
+        self.layout = spec.layout
+        self.lo, self.hi = spec.range
+        self.squeezers = parse_all(profile.squeezers)
+        self.keys = [f"squeeze[{s.spec}]" for s in self.squeezers]
+        self.purifier = self.squeezers.index(next(s for s in self.squeezers if s.spec == profile.purifier)) \
+            if profile.purifier else 0
+        self.output_name = profile.output_name
+        self.logits = profile.output_kind == "logits"
+        self.threshold = float(profile.threshold)
+        self.batch_dynamic = batch_dynamic
+        self.dtype = np.dtype(spec.dtype)
+        if meta.dtype is not None and np.dtype(meta.dtype) != self.dtype:
+            raise ProfileError(f"profile input {spec.name!r} is {self.dtype} but the model expects "
+                               f"{np.dtype(meta.dtype)}")
+        # Pixel space <-> model space. unit = x * a + b maps the model's input to [0, 1] pixels.
+        self.affine = None
+        needs_unit = any(s.needs_unit_range for s in self.squeezers)
+        if spec.normalized or (self.dtype == np.float32 and needs_unit and (self.lo, self.hi) != (0.0, 1.0)):
+            mean = np.asarray(spec.mean if spec.normalized else [0.0], dtype=np.float64)
+            std = np.asarray(spec.std if spec.normalized else [1.0], dtype=np.float64)
+            span = self.hi - self.lo
+            a, b = std / span, (mean - self.lo) / span
+            shape = (1, -1, 1, 1) if self.layout == "NCHW" else (-1,)
+            self.affine = (a.astype(np.float32).reshape(shape), b.astype(np.float32).reshape(shape))
+        # shape -> True when a batched run gives bit-identical outputs for the original slot.
+        self.joint_ok: dict[tuple, bool] = {}
+
+    def slots(self, joint: bool) -> int:
+        return len(self.squeezers) + (1 if joint else 0)
+
+
+class InferenceSession(_OrtSession):
+    """A drop-in ``onnxruntime.InferenceSession`` that guards every ``run``.
+
+    Args (after onnxruntime's own ``path_or_bytes, sess_options, providers, provider_options``):
+        profile: a :class:`GuardProfile` or a path to one; ``None`` runs input sanity checks only.
+        action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
+            :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
+            outputs of their squeezed input, the profile's purifier).
+    """
+
+    def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
+                 profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
+                 **kwargs) -> None:
+        if action not in ACTIONS:
+            raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
+        if isinstance(profile, (str, os.PathLike)):
+            profile = GuardProfile.load(profile)
+        elif profile is not None and not isinstance(profile, GuardProfile):
+            raise ConfigError(f"profile must be a GuardProfile, a path or None, got {type(profile).__name__}")
+        if profile is not None:
+            try:
+                profile.check_model(model_sha256(path_or_bytes))
+            except OSError as e:
+                raise ModelError(f"cannot read model {path_or_bytes!r}: {e}") from e
+        try:
+            super().__init__(path_or_bytes, sess_options, providers, provider_options, **kwargs)
+        except Exception as e:
+            if type(e).__module__.startswith("onnxruntime"):
+                raise ModelError(f"onnxruntime cannot load the model: {e}") from e
+            raise
+        self._guard_init(profile, action)
+
+    # ---- setup ------------------------------------------------------------------------------------------
+    def _guard_init(self, profile: GuardProfile | None, action: str) -> None:
+        self.action = action
+        self.profile = profile
+        self._local = threading.local()
+        self._inputs = {a.name: _InputMeta(a) for a in self.get_inputs()}
+        self._optional = {a.name for a in self.get_overridable_initializers()}
+        self._output_names = [o.name for o in self.get_outputs()]
+        self._detector = None
+        if action == "purify" and not (profile is not None and profile.squeezers):
+            raise ConfigError("action='purify' needs a profile with at least one squeezer")
+        if profile is None:
+            self._primary = next((m.name for m in self._inputs.values() if m.dtype in (np.float32, np.uint8)
+                                  and m.shape), next(iter(self._inputs), None))
+            return
+        meta = self._inputs.get(profile.input.name)
+        if meta is None:
+            raise ProfileError(f"profile input {profile.input.name!r} is not an input of this model "
+                               f"(inputs: {list(self._inputs)})")
+        if profile.output_name not in self._output_names:
+            raise ProfileError(f"profile output {profile.output_name!r} is not an output of this model "
+                               f"(outputs: {self._output_names})")
+        self._primary = meta.name
+        if profile.squeezers:
+            outputs_dynamic = all(o.shape and _is_dynamic(o.shape[0]) for o in self.get_outputs())
+            dynamic = bool(meta.shape) and _is_dynamic(meta.shape[0]) and outputs_dynamic
+            self._detector = _Detector(profile, meta, dynamic)
+
+    @property
+    def last_report(self) -> GuardReport | None:
+        """The report of the last ``run`` made by the calling thread (None before the first)."""
+        return getattr(self._local, "report", None)
+
+    # ---- public run API -------------------------------------------------------------------------------
+    def run(self, output_names, input_feed, run_options=None):
+        """Same as ``onnxruntime.InferenceSession.run``; the report goes to :attr:`last_report`."""
+        return self.run_with_report(output_names, input_feed, run_options)[0]
+
+    def run_with_report(self, output_names, input_feed, run_options=None) -> tuple[list, GuardReport]:
+        t0 = time.perf_counter()
+        if not isinstance(input_feed, dict):
+            raise InputError("input_feed must be a dict of input name -> array, "
+                             f"got {type(input_feed).__name__}")
+        names = list(self._output_names) if not output_names else list(output_names)
+        unknown = [n for n in names if n not in self._output_names]
+        if unknown:
+            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        self._check_feed(input_feed)
+        x = input_feed.get(self._primary)
+        timings: dict[str, float] = {}
+        if self._detector is None:
+            n, nonfinite, out_of_range = self._sanity(input_feed, x)
+            timings["checks"] = _ms(t0)
+            t1 = time.perf_counter()
+            outputs = _OrtSession.run(self, names, input_feed, run_options)
+            timings["inference"] = _ms(t1)
+            report = self._report(n, nonfinite, out_of_range, None, {}, timings)
+        else:
+            outputs, report = self._detect(names, input_feed, x, run_options, timings)
+        timings["total"] = _ms(t0)
+        self._local.report = report
+        if self.action == "reject" and report.any_flagged:
+            raise AdversarialInputError(report)
+        return outputs, report
+
+    # ---- checks -----------------------------------------------------------------------------------------
+    def _check_feed(self, feed: dict) -> None:
+        for name, value in feed.items():
+            meta = self._inputs.get(name)
+            if meta is None:
+                if name in self._optional:
+                    continue
+                raise InputError(f"unknown input name {name!r}; model inputs: {list(self._inputs)}")
+            if isinstance(value, np.ndarray):
+                meta.check(value)
+            elif name == self._primary and not isinstance(value, _ort.OrtValue):
+                raise InputError(f"input {name!r} must be a numpy array, got {type(value).__name__}")
+        missing = [n for n in self._inputs if n not in feed]
+        if missing:
+            raise InputError(f"missing input(s) {missing}; model inputs: {list(self._inputs)}")
+
+    def _sanity(self, feed: dict, x) -> tuple[int, np.ndarray, np.ndarray]:
+        """Per-sample non-finite counts over every float input (no profile: no range to check)."""
+        n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
+        nonfinite = np.zeros(n, dtype=np.int64)
+        for value in feed.values():
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.size == 0:
+                continue
+            per_sample = value.ndim >= 1 and value.shape[0] == n
+            counts = _nonfinite_counts(value if per_sample else value.reshape(1, -1))
+            nonfinite += counts if per_sample else counts.sum()
+        return n, nonfinite, np.zeros(n, dtype=np.int64)
+
+    # ---- detector ---------------------------------------------------------------------------------------
+    def _workspace(self, x: np.ndarray, joint: bool) -> _Workspace:
+        cache = getattr(self._local, "workspaces", None)
+        if cache is None:
+            cache = self._local.workspaces = {}
+        key = (x.shape, joint)
+        ws = cache.get(key)
+        if ws is None:
+            if len(cache) >= _MAX_WORKSPACES:
+                cache.clear()
+            ws = cache[key] = _Workspace(x, self._detector.slots(joint), self._detector.affine is not None)
+        return ws
+
+    def _detect(self, names, feed, x, run_options, timings):
+        det = self._detector
+        t0 = time.perf_counter()
+        if x.ndim < 2:
+            raise InputError(f"input {det.name!r} must have a batch axis and image axes, got shape {x.shape}")
+        n = x.shape[0]
+        joint = det.batch_dynamic and det.joint_ok.get(x.shape, True)
+        ws = self._workspace(x, joint)
+        nonfinite, out_of_range, src = self._checks_and_source(x, ws)
+        timings["checks"] = _ms(t0)
+
+        t1 = time.perf_counter()
+        first = 1 if joint else 0
+        lo, hi = (0.0, 1.0) if det.affine is not None else (det.lo, det.hi)
+        for i, sq in enumerate(det.squeezers):
+            slot = ws.slots[first + i]
+            if det.affine is None:
+                sq.apply(src, slot, layout=det.layout, lo=lo, hi=hi)
+            else:
+                sq.apply(src, ws.tmp, layout=det.layout, lo=lo, hi=hi)
+                a, b = det.affine
+                np.subtract(ws.tmp, b, out=slot)
+                np.divide(slot, a, out=slot)
+        if joint:
+            np.copyto(ws.slots[0], x)
+        timings["squeeze"] = _ms(t1)
+
+        t2 = time.perf_counter()
+        run_names = names if det.output_name in names else [*names, det.output_name]
+        prob_index = run_names.index(det.output_name)
+        per_slot = joint_outputs = None
+        if joint:
+            joint_outputs, per_slot = self._run_joint(run_names, feed, ws, n, run_options)
+            outputs = per_slot[0]
+            if x.shape not in det.joint_ok:  # first call with this shape: is the batched run exact?
+                alone = _OrtSession.run(self, run_names, feed, run_options)
+                det.joint_ok[x.shape] = _same_bits(alone, outputs)
+                if not det.joint_ok[x.shape]:  # batching changed the numbers: run the original alone
+                    outputs, per_slot, joint_outputs = alone, None, None
+        if per_slot is None:
+            if not joint:
+                outputs = _OrtSession.run(self, run_names, feed, run_options)
+            per_slot = [outputs] + [self._run_slot(run_names, feed, ws.slots[first + i], run_options)
+                                    for i in range(len(det.squeezers))]
+        timings["inference"] = _ms(t2)
+
+        t3 = time.perf_counter()
+        if joint_outputs is not None:  # one array holds every copy: no stacking needed
+            probs = joint_outputs[prob_index].reshape(len(per_slot), n, -1)
+        else:
+            probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
+        scores, per_squeezer = _squeeze_scores(probs, det.logits)
+        scores[nonfinite > 0] = np.inf
+        extra = {"squeeze": scores, **dict(zip(det.keys, per_squeezer))}
+        report = self._report(n, nonfinite, out_of_range, det.threshold, extra, timings)
+        user = [outputs[run_names.index(name)] for name in names]
+        if self.action == "purify" and report.any_flagged:
+            user = self._purify(user, [per_slot[1 + det.purifier][run_names.index(m)] for m in names],
+                                report.flagged, n)
+            report.purified = report.flagged.copy()
+        timings["score"] = _ms(t3)
+        return user, report
+
+    def _checks_and_source(self, x: np.ndarray, ws: _Workspace):
+        """Input checks, and the array to squeeze: x itself, or its [0, 1] pixel form in ws.unit."""
+        det = self._detector
+        n = x.shape[0]
+        if x.dtype == np.uint8 and (det.lo, det.hi) == (0.0, 255.0) and det.affine is None:
+            zeros = np.zeros(n, dtype=np.int64)
+            return zeros, zeros.copy(), x
+        if det.affine is None:
+            checks = ops.sample_checks(x, lo=det.lo, hi=det.hi, grid=None)
+            nonfinite, out_of_range = checks.nonfinite, checks.out_of_range
+            src = _finite_copy(x, nonfinite, det.lo) if nonfinite.any() else x
+            return nonfinite, out_of_range, src
+        nonfinite = ops.sample_checks(x, grid=None).nonfinite
+        a, b = det.affine
+        np.multiply(x, a, out=ws.unit)
+        np.add(ws.unit, b, out=ws.unit)
+        if nonfinite.any():
+            ws.unit[~np.isfinite(ws.unit)] = 0.0
+        out_of_range = ops.sample_checks(ws.unit, lo=-_UNIT_TOLERANCE, hi=1.0 + _UNIT_TOLERANCE,
+                                          grid=None).out_of_range
+        return nonfinite, out_of_range, ws.unit
+
+    def _other_feed(self, feed: dict, n: int, copies: int, ws: _Workspace | None) -> dict:
+        """The feed for a batched run: the other per-sample inputs tiled ``copies`` times."""
+        out = {}
+        for name, value in feed.items():
+            if name == self._primary:
+                continue
+            meta = self._inputs.get(name)
+            batched = (isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n and meta
+                       and meta.shape and _is_dynamic(meta.shape[0]))
+            if batched and copies > 1:
+                buf = ws.tiled.get(name)
+                if buf is None or buf.shape != (copies * n, *value.shape[1:]) or buf.dtype != value.dtype:
+                    buf = ws.tiled[name] = np.empty((copies * n, *value.shape[1:]), dtype=value.dtype)
+                buf.reshape(copies, *value.shape)[...] = value
+                value = buf
+            out[name] = value
+        return out
+
+    def _run_joint(self, run_names, feed, ws, n, run_options):
+        copies = ws.slots.shape[0]
+        batched_feed = self._other_feed(feed, n, copies, ws)
+        batched_feed[self._primary] = ws.stack
+        outputs = _OrtSession.run(self, run_names, batched_feed, run_options)
+        for o in outputs:
+            if not isinstance(o, np.ndarray) or o.ndim == 0 or o.shape[0] != copies * n:
+                raise InputError("a batched run returned an output without the batch axis; this model "
+                                 "cannot be run jointly")
+        per_slot = [[o[i * n:(i + 1) * n] for o in outputs] for i in range(copies)]
+        return outputs, per_slot
+
+    def _run_slot(self, run_names, feed, slot, run_options):
+        slot_feed = dict(feed)
+        slot_feed[self._primary] = slot
+        return _OrtSession.run(self, run_names, slot_feed, run_options)
+
+    @staticmethod
+    def _purify(user, purified, flagged, n):
+        result = []
+        for original, clean in zip(user, purified):
+            if isinstance(original, np.ndarray) and original.ndim and original.shape[0] == n:
+                original = np.array(original, copy=True)
+                original[flagged] = clean[flagged]
+            result.append(original)
+        return result
+
+    def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
+        flagged = (nonfinite > 0) | (out_of_range > 0)
+        squeeze = extra.get("squeeze")
+        if squeeze is not None:
+            flagged = flagged | (squeeze > threshold)
+        reasons = [[] for _ in range(n)]
+        for i in np.flatnonzero(flagged):
+            r = reasons[i]
+            if nonfinite[i]:
+                r.append("non_finite")
+            if out_of_range[i]:
+                r.append("input_range")
+            if squeeze is not None and squeeze[i] > threshold:
+                r.append("squeeze")
+        scores = {"non_finite": nonfinite, "out_of_range": out_of_range, **extra}
+        return GuardReport(flagged=flagged, scores=scores, reasons=reasons, threshold=threshold,
+                           timings=timings, action=self.action)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _same_bits(a: list, b: list) -> bool:
+    return all(isinstance(u, np.ndarray) and u.dtype == v.dtype and u.shape == v.shape
+               and u.tobytes() == v.tobytes() for u, v in zip(a, b))
+
+
+def _nonfinite_counts(value: np.ndarray) -> np.ndarray:
+    if value.dtype == np.float32:
+        return ops.sample_checks(value, grid=None).nonfinite
+    flat = np.ascontiguousarray(value).reshape(value.shape[0], -1)
+    return (~np.isfinite(flat)).sum(axis=1).astype(np.int64)
+
+
+def _finite_copy(x: np.ndarray, nonfinite: np.ndarray, fill: float) -> np.ndarray:
+    """A copy of x whose non-finite values are replaced, so the squeezers can run (rare path)."""
+    clean = np.array(x, copy=True)
+    clean[~np.isfinite(clean)] = fill
+    return clean
+
+
+def _squeeze_scores(probs: np.ndarray, logits: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """L1 distance between the original's probability vector (``probs[0]``, copies x samples x classes) and
+    each squeezed copy's; max over copies. Computed in float64."""
+    p = probs.astype(np.float64)
+    if logits:
+        p -= p.max(axis=-1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=-1, keepdims=True)
+    distances = np.abs(p[1:] - p[0]).sum(axis=-1)
+    return distances.max(axis=0), list(distances)
+
+
+__all__ = ["InferenceSession", "ACTIONS"]
