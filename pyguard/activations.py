@@ -320,18 +320,28 @@ def _expose(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
 # ------------------------------------------------------------------------------------------------- profiling
 
 
-def iter_feeds(data: Any, input_name: str, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-    """Batches of input feeds from an array (first axis = samples) or an iterable of feeds."""
+def iter_feeds(data: Any, input_name: str, batch_size: int, fixed: bool = False
+               ) -> Iterable[tuple[dict[str, np.ndarray], int]]:
+    """(feed, number of real samples) batches from an array (first axis = samples) or an iterable of feeds.
+
+    With ``fixed`` (a model whose batch axis is fixed to ``batch_size``) the last batch is padded by
+    repeating its last sample; the padding rows are dropped from the statistics.
+    """
     if isinstance(data, np.ndarray):
         if data.ndim < 1 or len(data) == 0:
             raise ValueError("calibration data is empty")
         for start in range(0, len(data), batch_size):
-            yield {input_name: np.ascontiguousarray(data[start:start + batch_size])}
+            chunk = data[start:start + batch_size]
+            valid = len(chunk)
+            if fixed and valid < batch_size:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - valid, axis=0)])
+            yield {input_name: np.ascontiguousarray(chunk)}, valid
         return
     for feed in data:
         if not isinstance(feed, dict):
             raise TypeError("data must be an array or an iterable of input feeds (dicts)")
-        yield feed
+        first = next(iter(feed.values()))
+        yield feed, int(np.shape(first)[0]) if np.ndim(first) else 1
 
 
 def _session(model: onnx.ModelProto, threads: int = 1):
@@ -373,7 +383,7 @@ def _tensor_ranks(model: onnx.ModelProto, tensors: Sequence[str], feed: dict[str
                   ) -> dict[str, tuple[int, int, int]]:
     """(rank, channels, elements per sample) of each tensor, from one run with the tensors exposed."""
     sess = _session(_expose(model, tensors))
-    values = sess.run(list(tensors), {k: v[:1] for k, v in feed.items()})
+    values = sess.run(list(tensors), feed)
     info = {}
     for name, v in zip(tensors, values):
         if v.dtype != np.float32:
@@ -406,24 +416,24 @@ def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] |
         raise ValueError(f"fpr must be in [0, 1), got {fpr}")
     proto = load_model(model)
     names = activation_tensors(proto, tensors)
-    batch_size = fixed_batch(proto) or batch_size
+    fixed = fixed_batch(proto)
     image_input = _input_name(proto, input_name) if isinstance(data, np.ndarray) else ""
-    feeds = iter_feeds(data, image_input, batch_size)
+    feeds = iter_feeds(data, image_input, fixed or batch_size, fixed=fixed is not None)
     first = next(iter(feeds), None)
     if first is None:
         raise ValueError("calibration data is empty")
-    info = _tensor_ranks(proto, names, first)
+    info = _tensor_ranks(proto, names, first[0])
     ranks = {n: info[n][0] for n in names}
     graph, pairs = _add_profiling_outputs(proto, names, ranks)
     sess = _session(graph, threads=os.cpu_count() or 1)
     flat_outputs = [o for pair in pairs for o in pair]
     maxima: dict[str, list] = {n: [] for n in names}
     minima: dict[str, list] = {n: [] for n in names}
-    for feed in _chain(first, feeds):
+    for feed, valid in _chain(first, feeds):
         values = sess.run(flat_outputs, feed)
         for i, n in enumerate(names):
-            maxima[n].append(values[2 * i])
-            minima[n].append(-values[2 * i + 1])
+            maxima[n].append(values[2 * i][:valid])
+            minima[n].append(-values[2 * i + 1][:valid])
     q = PRESETS[preset]
     ops = {node.output[0]: node for node in proto.graph.node if node.output}
     ranges = {}
@@ -438,7 +448,7 @@ def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] |
     samples = len(next(iter(channel_max.values())))
     monitor = None
     if budget is None or budget > 0:
-        chosen, cost = choose_monitored(proto, ranges, first, budget)
+        chosen, cost = choose_monitored(proto, ranges, first[0], budget)
         if chosen:
             monitor = _plan_monitor(chosen, ranges, channel_max, q, fpr, folds, cost)
     return ActivationProfile(preset=preset, tensors=ranges, monitor=monitor, fpr=fpr, samples=samples)
@@ -591,3 +601,68 @@ class ActivationGuard:
         values = self.session.run([*names, self.monitor.output_name], input_feed)
         flagged, scores = self.monitor.check(values[-1])
         return values[:-1], flagged, scores
+
+
+# ---------------------------------------------------------------------------- hooks for pyguard.InferenceSession
+
+
+def calibrate_hook(model_bytes: bytes, data: Any, activations: Any, *, preset: str, fpr: float,
+                   budget: float | None, input_name: str, batch_size: int) -> ActivationProfile | None:
+    """The activation part of :func:`pyguard.calibrate`.
+
+    ``activations``: None = profile the activation outputs when the model has any, True = they must exist,
+    False = skip, a list of names = profile exactly those tensors.
+    """
+    if activations is False:
+        return None
+    proto = load_model(model_bytes)
+    tensors = None
+    if activations is None:
+        if not any(n.op_type in ACTIVATION_OPS for n in proto.graph.node):
+            return None
+    elif activations is not True:
+        tensors = [activations] if isinstance(activations, str) else list(activations)
+    return profile_activations(proto, data, tensors=tensors, preset=preset, fpr=fpr, budget=budget,
+                               input_name=input_name if isinstance(data, np.ndarray) else None,
+                               batch_size=batch_size)
+
+
+def session_model(model: Any, profile: Any, restrict: bool) -> Any:
+    """What the guarded session loads: the model itself, or hardened and/or instrumented bytes.
+
+    ``profile`` is a GuardProfile (or None); its ``activations`` decide. ``restrict`` clamps the activations
+    (:func:`pyguard.harden`); a monitor in the profile adds its one reduction output.
+    """
+    acts = getattr(profile, "activations", None)
+    if restrict and acts is None:
+        raise ActivationError("restrict_activations=True needs a profile with activation ranges: calibrate "
+                              "with activations=True")
+    if acts is None or (acts.monitor is None and not restrict):
+        return model
+    proto = load_model(bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else model)
+    if restrict:
+        from .harden import harden
+
+        proto = harden(proto, acts)
+    return instrument(proto, acts).SerializeToString()
+
+
+class SessionActivations:
+    """The activation check of one guarded session: its hidden output and how it updates the report."""
+
+    def __init__(self, monitor: ActivationMonitor):
+        self.monitor = monitor
+        self.output_name = monitor.output_name
+
+    @classmethod
+    def create(cls, profile: Any) -> SessionActivations | None:
+        acts = getattr(profile, "activations", None)
+        return None if acts is None or acts.monitor is None else cls(acts.monitor)
+
+    def apply(self, report: Any, channel_max: np.ndarray) -> None:
+        """Flag samples whose monitored activations left the profiled range (reason "activation_range")."""
+        flagged, scores = self.monitor.check(channel_max)
+        report.scores["activation_range"] = scores
+        report.flagged = report.flagged | flagged
+        for i in np.flatnonzero(flagged):
+            report.reasons[i].append("activation_range")

@@ -36,6 +36,7 @@ from .activations import (
     _session,
     add_channel_maxima,
     copy_model,
+    fixed_batch,
     load_model,
 )
 from .harden import harden
@@ -250,9 +251,8 @@ class _Runner:
         self.input_name = input_name
         self.logits = logits
         self.monitor = monitor
-        graph_input = next(i for i in model.graph.input if i.name == input_name)
-        dims = graph_input.type.tensor_type.shape.dim
-        self.batched = not (len(dims) > 0 and dims[0].HasField("dim_value") and dims[0].dim_value == 1)
+        self.fixed = fixed_batch(model)
+        self.batched = self.fixed is None
 
     def run(self, x: np.ndarray, extra_outputs: Sequence[str] = (), feeds: dict | None = None,
             per_sample: Any = None) -> list[np.ndarray]:
@@ -262,6 +262,9 @@ class _Runner:
             if per_sample is not None:
                 feed.update(per_sample(None))
             return self.sess.run(names, feed)
+        if self.fixed != 1:
+            raise ActivationError(f"the campaign needs a dynamic batch axis or batch 1; the model fixes the "
+                                  f"batch to {self.fixed}")
         parts = []
         for s in range(len(x)):
             feed = {self.input_name: x[s:s + 1], **(feeds or {})}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as _ort
 
+from . import activations as _activations
 from . import ops
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
@@ -128,11 +129,17 @@ class InferenceSession(_OrtSession):
         action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
+        restrict_activations: clamp every profiled activation to its clean range (Ranger, see
+            :func:`pyguard.harden`); needs a profile calibrated with ``activations``. Outputs then differ from
+            onnxruntime's wherever an activation left its range, which is the point.
+
+    A profile with activation ranges also checks the monitored activations on every run (one small extra
+    model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 **kwargs) -> None:
+                 restrict_activations: bool = False, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
@@ -144,6 +151,10 @@ class InferenceSession(_OrtSession):
                 profile.check_model(model_sha256(path_or_bytes))
             except OSError as e:
                 raise ModelError(f"cannot read model {path_or_bytes!r}: {e}") from e
+        try:  # ---- activations (issue 4): the hardened and/or instrumented model ----
+            path_or_bytes = _activations.session_model(path_or_bytes, profile, restrict_activations)
+        except _activations.ActivationError as e:
+            raise ConfigError(str(e)) from e
         try:
             super().__init__(path_or_bytes, sess_options, providers, provider_options, **kwargs)
         except Exception as e:
@@ -159,6 +170,7 @@ class InferenceSession(_OrtSession):
         self._local = threading.local()
         self._inputs = {a.name: _InputMeta(a) for a in self.get_inputs()}
         self._optional = {a.name for a in self.get_overridable_initializers()}
+        self._activations = _activations.SessionActivations.create(profile)
         self._output_names = [o.name for o in self.get_outputs()]
         self._detector = None
         if action == "purify" and not (profile is not None and profile.squeezers):
@@ -180,6 +192,12 @@ class InferenceSession(_OrtSession):
             dynamic = bool(meta.shape) and _is_dynamic(meta.shape[0]) and outputs_dynamic
             self._detector = _Detector(profile, meta, dynamic)
 
+    def get_outputs(self):
+        """The model's outputs, as onnxruntime lists them (the activation monitor's output is hidden)."""
+        outputs = _OrtSession.get_outputs(self)
+        acts = getattr(self, "_activations", None)
+        return outputs if acts is None else [o for o in outputs if o.name != acts.output_name]
+
     @property
     def last_report(self) -> GuardReport | None:
         """The report of the last ``run`` made by the calling thread (None before the first)."""
@@ -200,6 +218,8 @@ class InferenceSession(_OrtSession):
         if unknown:
             raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
         self._check_feed(input_feed)
+        if self._activations is not None:
+            names.append(self._activations.output_name)
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
         if self._detector is None:
@@ -211,6 +231,8 @@ class InferenceSession(_OrtSession):
             report = self._report(n, nonfinite, out_of_range, None, {}, timings)
         else:
             outputs, report = self._detect(names, input_feed, x, run_options, timings)
+        if self._activations is not None:
+            self._activations.apply(report, outputs.pop())
         timings["total"] = _ms(t0)
         self._local.report = report
         if self.action == "reject" and report.any_flagged:
