@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from .errors import ConfigError
+
 ModelLike = Union[str, bytes, "os.PathLike[str]", onnx.ModelProto]
 
 #: Operators whose outputs are monitored by default.
@@ -55,8 +57,8 @@ _MACS_PER_ELEMENT = 27.0
 _MACS_PER_BRANCH = 2.7e5
 
 
-class ActivationError(ValueError):
-    """Bad tensor names, models without activations, or unusable tensors."""
+class ActivationError(ConfigError):
+    """Bad tensor names, models without activations, or unusable tensors (a ValueError and a GuardError)."""
 
 
 def load_model(model: ModelLike) -> onnx.ModelProto:
@@ -603,7 +605,7 @@ class ActivationGuard:
         return values[:-1], flagged, scores
 
 
-# ---------------------------------------------------------------------------- hooks for pyguard.InferenceSession
+# ------------------------------------------------------------------------- hooks for pyguard.InferenceSession
 
 
 def calibrate_hook(model_bytes: bytes, data: Any, activations: Any, *, preset: str, fpr: float,

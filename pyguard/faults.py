@@ -502,12 +502,22 @@ def _clean_metrics(result: CampaignResult, plain: _Runner, hardened: _Runner, ac
 # ------------------------------------------------------------------------------------------------------ CLI
 
 
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ActivationError(f"cannot read {path!r} as a .npy array: {e}") from e
+
+
 def load_activation_profile(path: str) -> ActivationProfile:
     """An ActivationProfile from a GuardProfile file with activation ranges, or an activation profile file."""
     import json
 
-    with open(path) as f:
-        doc = json.load(f)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ActivationError(f"cannot read profile {path!r}: {e}") from e
     if isinstance(doc, dict) and "activation_profile" in doc:
         return ActivationProfile.from_dict(doc["activation_profile"])
     if isinstance(doc, dict) and isinstance(doc.get("activations"), dict):
@@ -534,15 +544,15 @@ def add_cli_parser(subparsers) -> None:
     p.add_argument("--kinds", default="activation,weight", help="activation,weight (default both)")
     p.add_argument("--bits", default="all", choices=sorted(BIT_RANGES), help="bits to flip (default all)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cli_main)
+    p.set_defaults(fn=cli_main)
 
 
 def cli_main(args) -> int:
     profile = load_activation_profile(args.profile)
-    data = np.load(args.data)
-    labels = np.load(args.labels) if args.labels else None
-    clean = np.load(args.clean) if args.clean else data
-    clean_labels = np.load(args.clean_labels) if args.clean_labels else (labels if not args.clean else None)
+    data = _load_npy(args.data)
+    labels = _load_npy(args.labels) if args.labels else None
+    clean = _load_npy(args.clean) if args.clean else data
+    clean_labels = _load_npy(args.clean_labels) if args.clean_labels else (labels if not args.clean else None)
     result = run_campaign(args.model, profile, data.astype(np.float32, copy=False), labels,
                           injections=args.injections, inputs=args.inputs,
                           kinds=[k.strip() for k in args.kinds.split(",") if k.strip()], bits=args.bits,
@@ -558,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyguard.faults")
     add_cli_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["faults", *(argv if argv is not None else __import__("sys").argv[1:])])
-    return args.func(args)
+    return args.fn(args)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ class GuardProfile:
             except (KeyError, TypeError, ValueError) as e:
                 raise ProfileError(f"malformed activation ranges in profile: {type(e).__name__}: {e}") from e
         elif self.activations is not None and not isinstance(self.activations, ActivationProfile):
-            raise ProfileError(f"activations must be an ActivationProfile, got {type(self.activations).__name__}")
+            raise ProfileError("activations must be an ActivationProfile, got "
+                               f"{type(self.activations).__name__}")
 
     # ---- validation -------------------------------------------------------------------------------
     def validate(self) -> None:

@@ -88,3 +88,11 @@ def no_activation_model() -> onnx.ModelProto:
     g = GraphBuilder(3)
     g.dense("input", 4, 3, "logits")
     return g.model([("input", ["N", 4])], ["logits"])
+
+
+def conv_without_activation() -> onnx.ModelProto:
+    """An image classifier with no activation operator (Conv, pooling, Gemm)."""
+    g = GraphBuilder(4)
+    h = g.op("Flatten", [g.op("GlobalAveragePool", [g.conv("input", 1, 4)])], axis=1)
+    g.dense(h, 4, 3, "logits")
+    return g.model([("input", ["N", 1, 8, 8])], ["logits"])

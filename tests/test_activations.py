@@ -7,7 +7,7 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from graphs import conv_relu6_chain, no_activation_model, residual_cnn, two_output_mlp
+from graphs import conv_relu6_chain, conv_without_activation, no_activation_model, residual_cnn, two_output_mlp
 
 from pyguard.activations import (
     ActivationError,
@@ -193,3 +193,66 @@ def test_bad_arguments(digits):
         profile_activations(residual_cnn(), digits[:0])
     with pytest.raises(TypeError, match="model"):
         profile_activations(123, digits[:10])
+
+
+# ---- integration with the guarded session ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def residual_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "residual.onnx"
+    path.write_bytes(residual_cnn().SerializeToString())
+    return str(path)
+
+
+def test_calibrate_stores_activation_ranges_and_the_session_checks_them(residual_model, digits, tmp_path):
+    import pyguard
+
+    profile = pyguard.calibrate(residual_model, digits[:800], squeezers=(), activations=True,
+                                activation_budget=None)
+    assert profile.activations is not None and profile.activations.monitor is not None
+    path = tmp_path / "p.json"
+    profile.save(path)
+    loaded = pyguard.GuardProfile.load(path)
+    assert loaded.activations.to_dict() == json.loads(json.dumps(profile.activations.to_dict()))
+    sess = pyguard.InferenceSession(residual_model, profile=loaded)
+    plain = ort.InferenceSession(residual_model, providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == [o.name for o in plain.get_outputs()]
+    x = np.ascontiguousarray(digits[800:900])
+    x[7] *= 40  # far outside the clean activation ranges (still finite, so no input non_finite flag)
+    outputs, report = sess.run_with_report(None, {"input": x})
+    np.testing.assert_array_equal(outputs[0], plain.run(None, {"input": x})[0])
+    assert len(outputs) == 1
+    assert "activation_range" in report.reasons[7] and report.flagged[7]
+    assert report.scores["activation_range"][7] == report.scores["activation_range"].max() > 1
+    assert report.flagged.sum() <= 6
+
+
+def test_restrict_activations_uses_harden(residual_model, digits):
+    import pyguard
+
+    profile = pyguard.calibrate(residual_model, digits[:800], squeezers=(), activations=["stem_relu",
+                                                                                         "residual_relu"])
+    assert list(profile.activations.tensors) == ["stem_relu", "residual_relu"]
+    sess = pyguard.InferenceSession(residual_model, profile=profile, restrict_activations=True)
+    plain = ort.InferenceSession(residual_model, providers=["CPUExecutionProvider"])
+    clean = digits[:800]
+    np.testing.assert_array_equal(sess.run(None, {"input": clean})[0], plain.run(None, {"input": clean})[0])
+    loud = np.ascontiguousarray(digits[800:810] * 40)
+    assert not np.array_equal(sess.run(None, {"input": loud})[0], plain.run(None, {"input": loud})[0])
+    no_acts = pyguard.calibrate(residual_model, digits[:200], squeezers=(), activations=False)
+    assert no_acts.activations is None
+    with pytest.raises(pyguard.ConfigError, match="activation ranges"):
+        pyguard.InferenceSession(residual_model, profile=no_acts, restrict_activations=True)
+
+
+def test_calibrate_errors_for_activations(residual_model, digits, tmp_path):
+    import pyguard
+
+    with pytest.raises(pyguard.ConfigError, match="missing_tensor"):
+        pyguard.calibrate(residual_model, digits[:100], squeezers=(), activations=["missing_tensor"])
+    path = tmp_path / "noact.onnx"
+    path.write_bytes(conv_without_activation().SerializeToString())
+    with pytest.raises(pyguard.ConfigError, match="no activation operators"):
+        pyguard.calibrate(str(path), digits[:100], squeezers=(), activations=True)
+    assert pyguard.calibrate(str(path), digits[:100], squeezers=()).activations is None  # default: skip

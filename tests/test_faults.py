@@ -128,3 +128,25 @@ def test_campaign_on_the_trained_residual_model(residual):
     assert act.sdc_flagged.value >= 0.9
     assert result.accuracy_plain.k == result.accuracy_restricted.k
     assert "SDC restricted" in result.table()
+
+
+def test_cli_calibrate_then_faults_end_to_end(tmp_path, capsys):
+    from pyguard.cli import main
+
+    d = np.load(os.path.join(DATA, "residual_digits.npz"))
+    model = os.path.join(DATA, "residual_digits.onnx")
+    for name in ("x_cal", "x_test", "y_test"):
+        np.save(tmp_path / f"{name}.npy", d[name])
+    profile = str(tmp_path / "p.json")
+    assert main(["calibrate", model, "--data", str(tmp_path / "x_cal.npy"), "--squeezers", "bit_depth:1",
+                 "--activation-budget", "-1", "-o", profile]) == 0
+    assert "activations: 9 tensors profiled" in capsys.readouterr().out
+    args = ["faults", model, "--profile", profile, "--data", str(tmp_path / "x_test.npy"), "--labels",
+            str(tmp_path / "y_test.npy"), "--injections", "20", "--inputs", "8", "--seed", "3"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "| SDC unprotected |" in first and "clean accuracy restricted" in first
+    assert main(args) == 0
+    assert capsys.readouterr().out == first  # same seed, same table
+    assert main(["faults", model, "--profile", str(tmp_path / "none.json"), "--data", "x.npy"]) == 2
+    assert "cannot read profile" in capsys.readouterr().err
