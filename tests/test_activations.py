@@ -7,7 +7,13 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from graphs import conv_relu6_chain, conv_without_activation, no_activation_model, residual_cnn, two_output_mlp
+from graphs import (
+    conv_relu6_chain,
+    conv_without_activation,
+    no_activation_model,
+    residual_cnn,
+    two_output_mlp,
+)
 
 from pyguard.activations import (
     ActivationError,
