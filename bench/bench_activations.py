@@ -1,87 +1,114 @@
 """Activation checks and restriction vs plain onnxruntime, batch 1, one thread, on the bench models.
 
-Targets (issue 4): monitor mode with activation checks <= 3% over plain onnxruntime (ratio >= 0.971) and
-restriction alone <= 1% (ratio >= 0.990). The alternatives the design was chosen from are measured in the
-same run: exposing every activation (what onnxruntime offers), exposing only the budget-chosen tensors and
-reducing them on the host, and reducing every activation in the graph: ``tools/activation_overhead.py``
-times them interleaved (round robin), which is what a shared machine needs for 1-2% differences.
+Targets (issue 4): monitor mode with activation checks <= 3% over plain onnxruntime (ours/anchor <= 1.03)
+and restriction alone <= 1% (<= 1.01). Each "ours" row also records the ratio measured in alternating calls
+(``interleaved_ratio``), which is what a shared machine needs to resolve 1-2% differences.
+``tools/activation_overhead.py`` times the alternatives the design was chosen from (exposing every
+activation, exposing the chosen ones and reducing on the host, reducing every activation in the graph).
 """
 
 from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import tag
 
-from pyguard.activations import (
-    ActivationGuard,
-    load_model,
-    profile_activations,
-)
+import pyguard
 from pyguard.harden import harden
 
-try:
-    from models import mobilenetv2_path, resnet18_path
-except ImportError:  # the bench models come with the demo branch
-    resnet18_path = mobilenetv2_path = None
-
-MODELS = {"resnet18": resnet18_path, "mobilenetv2": mobilenetv2_path}
+HERE = Path(__file__).resolve().parent
+MONITOR_GOAL, RESTRICT_GOAL = 1.03, 1.01
 
 
-def _session(model) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+def _bench_models():
+    path = HERE / "models.py"
+    if not path.exists():
+        pytest.skip("bench/models.py (the ResNet-18/MobileNetV2 builders) is not there")
+    spec = importlib.util.spec_from_file_location("pyguard_bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _calibration_images(image: np.ndarray, n: int = 12) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return np.concatenate([np.clip(np.roll(image, rng.integers(-40, 40, 2), axis=(2, 3))
-                                   * rng.uniform(0.7, 1.1), 0, 1) for _ in range(n)]).astype(np.float32)
+def _options() -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return so
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
-def setup(request, image_nchw):
-    builder = MODELS[request.param]
-    if builder is None:
-        pytest.skip("bench/models.py (ResNet-18/MobileNetV2 builders) not available")
-    model = load_model(builder())
-    profile = profile_activations(model, _calibration_images(image_nchw), budget=0.03)
-    name = model.graph.input[0].name
-    return request.param, model, profile, {name: image_nchw}
+def _calibration_images() -> np.ndarray:
+    """Eight 224x224 crops of real photos."""
+    from skimage import data
+
+    crops = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        img = getattr(data, name)()
+        for top, left in ((0, 0), (img.shape[0] - 224, img.shape[1] - 224)):
+            crops.append(img[top:top + 224, left:left + 224])
+    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
 
-def test_plain(benchmark, setup):
-    key, model, _profile, feed = setup
-    sess = _session(model)
-    tag(benchmark, f"activation checks {key}", "anchor")
-    benchmark(sess.run, None, feed)
+@pytest.fixture(scope="module", params=["resnet18", "mobilenetv2"])
+def sessions(request):
+    path = str(getattr(_bench_models(), f"{request.param}_path")())
+    so = _options()
+    calib = _calibration_images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profile = pyguard.calibrate(path, calib, squeezers=(), batch_size=8, sess_options=so,
+                                    activations=True, activation_budget=0.03)
+    plain = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    hardened = ort.InferenceSession(harden(path, profile).SerializeToString(), so,
+                                    providers=["CPUExecutionProvider"])
+    guarded = pyguard.InferenceSession(path, so, ["CPUExecutionProvider"], profile=profile)
+    return {"name": request.param, "input": plain.get_inputs()[0].name, "plain": plain, "guarded": guarded,
+            "hardened": hardened, "profile": profile}
 
 
-def test_monitor_in_graph_budget(benchmark, setup):
-    key, model, profile, feed = setup
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    guard = ActivationGuard(model, profile, opts)
-    out, flagged, _ = guard.run(None, feed)
-    assert not flagged.any()
-    tag(benchmark, f"activation checks {key}", "ours", goal=0.971, tensors=len(profile.monitor.tensors),
-        estimated=profile.monitor.estimated_overhead)
-    benchmark(guard.run, None, feed)
+def _run(sess, feed):
+    return lambda: sess.run(None, feed)
 
 
-def test_restriction(benchmark, setup):
-    key, model, profile, feed = setup
-    sess = _session(harden(model, profile))
-    tag(benchmark, f"restriction {key}", "ours", goal=0.990)
-    benchmark(sess.run, None, feed)
+def _interleaved_ratio(plain, ours, feed, rounds: int = 30) -> float:
+    from pyguard._timing import interleaved_medians
+
+    ms = interleaved_medians({"plain": _run(plain, feed), "ours": _run(ours, feed)}, seconds=0.0,
+                             min_rounds=rounds)
+    return round(ms["ours"] / ms["plain"], 4)
 
 
-def test_plain_for_restriction(benchmark, setup):
-    key, model, _profile, feed = setup
-    sess = _session(model)
-    tag(benchmark, f"restriction {key}", "anchor")
-    benchmark(sess.run, None, feed)
+def test_plain_for_activation_checks(benchmark, sessions, image_nchw):
+    tag(benchmark, f"{sessions['name']} monitor with activation checks", "anchor")
+    benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
+
+
+def test_guarded_activation_checks(benchmark, sessions, image_nchw):
+    monitor = sessions["profile"].activations.monitor
+    tag(benchmark, f"{sessions['name']} monitor with activation checks", "ours", goal_max=MONITOR_GOAL,
+        goal=round(1 / MONITOR_GOAL, 4), tensors=len(monitor.tensors), estimated=monitor.estimated_overhead)
+    feed = {sessions["input"]: image_nchw}
+    _, report = sessions["guarded"].run_with_report(None, feed)
+    assert "activation_range" in report.scores
+    benchmark(_run(sessions["guarded"], feed))
+    ratio = _interleaved_ratio(sessions["plain"], sessions["guarded"], feed)
+    benchmark.extra_info["interleaved_ratio"] = ratio
+
+
+def test_plain_for_restriction(benchmark, sessions, image_nchw):
+    tag(benchmark, f"{sessions['name']} restriction (harden)", "anchor")
+    benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
+
+
+def test_restriction(benchmark, sessions, image_nchw):
+    tag(benchmark, f"{sessions['name']} restriction (harden)", "ours", goal_max=RESTRICT_GOAL,
+        goal=round(1 / RESTRICT_GOAL, 4))
+    feed = {sessions["input"]: image_nchw}
+    benchmark(_run(sessions["hardened"], feed))
+    benchmark.extra_info["interleaved_ratio"] = _interleaved_ratio(sessions["plain"], sessions["hardened"],
+                                                                   feed)
