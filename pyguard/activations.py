@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from .errors import ConfigError
 
@@ -161,39 +161,35 @@ class ActivationMonitor:
                    score_scale=np.asarray(d["score_scale"], np.float32), tolerance=float(d["tolerance"]),
                    estimated_overhead=float(d["estimated_overhead"]), output_name=d["output_name"])
 
-    def check(self, channel_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flags (bool per sample) and scores (relative excess over the profiled bound, per sample).
+    def check(self, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flags (bool per sample) and scores (per sample) from the monitor output.
 
-        A sample is flagged when any monitored channel maximum exceeds its bound plus tolerance, or is not
-        finite. The count runs in the native core (``pyguard.ops.range_check``) when it is available.
+        The monitor output is already normalized in the graph: ``(channel max - profiled bound) / scale``
+        per monitored channel (N x K), so the score of a sample is its largest entry (the native
+        ``pyguard.ops.minmax``, one pass, NaN propagating) and a sample is flagged when its score exceeds
+        the calibrated tolerance or is NaN (scored +inf).
         """
-        v = np.ascontiguousarray(channel_max, dtype=np.float32).reshape(len(channel_max), -1)
-        if v.shape[1] != self.channel_hi.size:
+        v = np.ascontiguousarray(excess, dtype=np.float32).reshape(len(excess), -1)
+        if v.shape[1] != self.score_hi.size:
             raise ActivationError(f"monitor output has {v.shape[1]} channels, profile expects "
-                                  f"{self.channel_hi.size}")
-        flagged = out_of_range_count(v, self.channel_hi) > 0
+                                  f"{self.score_hi.size}")
+        scores = _row_max(v)
+        scores[np.isnan(scores)] = np.inf
+        return scores > np.float32(self.tolerance), scores
+
+    def normalize(self, channel_max: np.ndarray) -> np.ndarray:
+        """What the graph computes from raw per-channel maxima (for callers holding raw maxima)."""
         with np.errstate(invalid="ignore", over="ignore"):
-            scores = np.max((v - self.score_hi) / self.score_scale, axis=1)
-        scores = np.where(np.isnan(scores), np.inf, scores).astype(np.float32)
-        return flagged, scores
+            raw = np.asarray(channel_max, np.float32)
+            return ((raw - self.score_hi) / self.score_scale).astype(np.float32)
 
 
-def out_of_range_count(v: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Per sample, how many channels of ``v`` (N x K) exceed ``hi`` (K) or are NaN."""
-    native = _native_range_check()
-    if native is not None:
-        lo = np.full_like(hi, -np.inf)
-        count, _excess = native(v, lo, hi, channel_axis=1)
-        return np.asarray(count)
-    return np.count_nonzero(~(v <= hi), axis=1)
-
-
-def _native_range_check():
+def _row_max(v: np.ndarray) -> np.ndarray:
     try:
-        from .ops import range_check  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return range_check
+        from .ops import minmax
+    except ImportError:  # the native core is not built: NumPy gives the same values
+        return v.max(axis=1)
+    return minmax(v)[1]
 
 
 @dataclass
@@ -281,13 +277,27 @@ def _channel_reduction(nodes: list, names: _Names, tensor: str, rank: int, negat
 
 
 def add_channel_maxima(model: onnx.ModelProto, tensors: Sequence[str], ranks: dict[str, int],
-                       output_name: str = MONITOR_OUTPUT) -> onnx.ModelProto:
-    """Copy of ``model`` with one extra output: per-channel maxima of ``tensors``, concatenated (N x K)."""
+                       output_name: str = MONITOR_OUTPUT,
+                       normalize: tuple[np.ndarray, np.ndarray] | None = None) -> onnx.ModelProto:
+    """Copy of ``model`` with one extra output: per-channel maxima of ``tensors``, concatenated (N x K).
+
+    With ``normalize=(bound, scale)`` (K values each) the output is ``(maxima - bound) / scale``.
+    """
     out_model = copy_model(model)
     names = _Names(out_model)
     nodes: list = []
     parts = [_channel_reduction(nodes, names, t, ranks[t], negate=False) for t in tensors]
-    nodes.append(helper.make_node("Concat", parts, [output_name], name=names("concat"), axis=1))
+    if normalize is None:
+        nodes.append(helper.make_node("Concat", parts, [output_name], name=names("concat"), axis=1))
+    else:
+        joined, shifted = names("concat"), names("excess")
+        bound, scale = names("bound"), names("scale")
+        out_model.graph.initializer.extend([
+            numpy_helper.from_array(np.asarray(normalize[0], np.float32).reshape(1, -1), bound),
+            numpy_helper.from_array(np.asarray(normalize[1], np.float32).reshape(1, -1), scale)])
+        nodes += [helper.make_node("Concat", parts, [joined], name=joined, axis=1),
+                  helper.make_node("Sub", [joined, bound], [shifted], name=shifted),
+                  helper.make_node("Div", [shifted, scale], [output_name], name=names("div"))]
     out_model.graph.node.extend(nodes)
     out_model.graph.output.append(helper.make_tensor_value_info(output_name, TensorProto.FLOAT, None))
     return out_model
@@ -576,7 +586,9 @@ def instrument(model: ModelLike, profile: ActivationProfile) -> onnx.ModelProto:
     if profile.monitor is None:
         return proto
     ranks = {n: t.rank for n, t in profile.tensors.items()}
-    return add_channel_maxima(proto, profile.monitor.tensors, ranks, profile.monitor.output_name)
+    monitor = profile.monitor
+    return add_channel_maxima(proto, monitor.tensors, ranks, monitor.output_name,
+                              normalize=(monitor.score_hi, monitor.score_scale))
 
 
 class ActivationGuard:

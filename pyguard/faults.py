@@ -34,9 +34,9 @@ from .activations import (
     _input_name,
     _Names,
     _session,
-    add_channel_maxima,
     copy_model,
     fixed_batch,
+    instrument,
     load_model,
 )
 from .harden import harden
@@ -349,8 +349,7 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
 def _with_monitor(model: onnx.ModelProto, acts: ActivationProfile) -> onnx.ModelProto:
     if acts.monitor is None:
         return model
-    ranks = {n: t.rank for n, t in acts.tensors.items()}
-    return add_channel_maxima(model, acts.monitor.tensors, ranks, acts.monitor.output_name)
+    return instrument(model, acts)
 
 
 def _campaign_inputs(runner: _Runner, data: np.ndarray, labels: np.ndarray | None, m: int) -> np.ndarray:

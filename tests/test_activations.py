@@ -139,10 +139,25 @@ def test_corrupted_activation_is_flagged(digits):
     x = digits[500:504]
     idx = np.array([[1, 3, 4, 4]], np.int64)  # sample 1, channel 3, pixel (4, 4)
     big = np.array([1e4], np.float32)
-    _, channel_max = sess.run(None, {"input": x, FAULT_INDICES: idx, FAULT_UPDATES: big})
-    flagged, scores = profile.monitor.check(channel_max)
+    _, excess = sess.run(None, {"input": x, FAULT_INDICES: idx, FAULT_UPDATES: big})
+    flagged, scores = profile.monitor.check(excess)
     assert flagged.tolist() == [False, True, False, False]
     assert scores[1] > 100 and scores[1] == scores.max()
+
+
+def test_in_graph_scores_match_the_raw_maxima(digits):
+    model = residual_cnn()
+    profile = profile_activations(model, digits[:500], budget=None)
+    x = {"input": digits[500:700]}
+    names = profile.monitor.tensors
+    raw = run_exposed(model, names, x)
+    channel_max = np.concatenate([raw[n].max(axis=(2, 3)) for n in names], axis=1)
+    excess = ort.InferenceSession(instrument(model, profile).SerializeToString(),
+                                  providers=["CPUExecutionProvider"]).run([profile.monitor.output_name], x)[0]
+    np.testing.assert_allclose(excess, profile.monitor.normalize(channel_max), rtol=1e-6, atol=1e-6)
+    flagged, scores = profile.monitor.check(excess)
+    np.testing.assert_allclose(scores, excess.max(axis=1))
+    np.testing.assert_array_equal(flagged, scores > profile.monitor.tolerance)
 
 
 def test_corrupted_weight_is_flagged(digits):
@@ -164,7 +179,7 @@ def test_nan_activation_is_flagged(digits):
     profile = profile_activations(model, x, budget=None)
     channel_max = np.zeros((2, profile.monitor.channel_hi.size), np.float32)
     channel_max[1, 3] = np.nan
-    flagged, scores = profile.monitor.check(channel_max)
+    flagged, scores = profile.monitor.check(profile.monitor.normalize(channel_max))
     assert flagged.tolist() == [False, True] and np.isinf(scores[1])
 
 
