@@ -33,9 +33,8 @@ def residual():
 def demo():
     from pyguard.data import load_digits_demo  # from the demo branch
 
-    bundle = load_digits_demo()
-    get = bundle.__getitem__ if isinstance(bundle, dict) else lambda k: getattr(bundle, k)
-    return (str(get("model_path")), get("x_cal"), get("y_cal"), get("x_test"), get("y_test"))
+    demo = load_digits_demo()
+    return str(demo.model_path), demo.x_calib, demo.y_calib, demo.x_test, demo.y_test
 
 
 MODELS = {"residual": residual, "demo": demo}
