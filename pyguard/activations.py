@@ -644,9 +644,13 @@ def calibrate_hook(model_bytes: bytes, data: Any, activations: Any, *, preset: s
 def session_model(model: Any, profile: Any, restrict: bool) -> Any:
     """What the guarded session loads: the model itself, or hardened and/or instrumented bytes.
 
-    ``profile`` is a GuardProfile (or None); its ``activations`` decide. ``restrict`` clamps the activations
-    (:func:`pyguard.harden`); a monitor in the profile adds its one reduction output.
+    ``profile`` is a GuardProfile (or None); its ``activations`` decide. ``restrict`` (True / "every", or
+    "fused") clamps the activations with :func:`pyguard.harden` at that placement; a monitor in the profile
+    adds its one reduction output.
     """
+    if restrict not in (False, True, "every", "fused"):
+        raise ActivationError("restrict_activations must be True, False, 'every' or 'fused', got "
+                              f"{restrict!r}")
     acts = getattr(profile, "activations", None)
     if restrict and acts is None:
         raise ActivationError("restrict_activations=True needs a profile with activation ranges: calibrate "
@@ -657,7 +661,7 @@ def session_model(model: Any, profile: Any, restrict: bool) -> Any:
     if restrict:
         from .harden import harden
 
-        proto = harden(proto, acts)
+        proto = harden(proto, acts, placement="fused" if restrict == "fused" else "every")
     return instrument(proto, acts).SerializeToString()
 
 

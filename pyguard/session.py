@@ -130,8 +130,9 @@ class InferenceSession(_OrtSession):
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
         restrict_activations: clamp every profiled activation to its clean range (Ranger, see
-            :func:`pyguard.harden`); needs a profile calibrated with ``activations``. Outputs then differ from
-            onnxruntime's wherever an activation left its range, which is the point.
+            :func:`pyguard.harden`); ``"fused"`` clamps only where onnxruntime fuses the clamp into the
+            convolution (no extra cost). Needs a profile calibrated with ``activations``. Outputs then differ
+            from onnxruntime's wherever an activation left its range, which is the point.
 
     A profile with activation ranges also checks the monitored activations on every run (one small extra
     model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.
@@ -139,7 +140,7 @@ class InferenceSession(_OrtSession):
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 restrict_activations: bool = False, **kwargs) -> None:
+                 restrict_activations: bool | str = False, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):

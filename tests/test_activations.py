@@ -261,6 +261,10 @@ def test_restrict_activations_uses_harden(residual_model, digits):
     np.testing.assert_array_equal(sess.run(None, {"input": clean})[0], plain.run(None, {"input": clean})[0])
     loud = np.ascontiguousarray(digits[800:810] * 40)
     assert not np.array_equal(sess.run(None, {"input": loud})[0], plain.run(None, {"input": loud})[0])
+    fused = pyguard.InferenceSession(residual_model, profile=profile, restrict_activations="fused")
+    np.testing.assert_array_equal(fused.run(None, {"input": clean})[0], plain.run(None, {"input": clean})[0])
+    with pytest.raises(pyguard.ConfigError, match="restrict_activations"):
+        pyguard.InferenceSession(residual_model, profile=profile, restrict_activations="sometimes")
     no_acts = pyguard.calibrate(residual_model, digits[:200], squeezers=(), activations=False)
     assert no_acts.activations is None
     with pytest.raises(pyguard.ConfigError, match="activation ranges"):
