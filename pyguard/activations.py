@@ -14,8 +14,8 @@ makes its NCHWc layout optimizer reorder the tensor back to NCHW and copy it out
 value per sample and channel), which the NCHWc optimizer keeps in the blocked layout, so it only reads the
 tensor once; the small per-channel results are flattened and concatenated into ONE extra graph output. The
 tensors to reduce are chosen deepest first (faults upstream propagate into deep activations), until the
-estimated cost reaches the budget. Measured numbers are in ``bench/bench_activations.py`` and the module
-docs (``docs`` of :func:`estimate_overhead`).
+estimated cost (:func:`estimate_overhead`, relative to the plain latency measured at calibration) reaches
+the budget. Measurements: ``bench/bench_activations.py`` and ``tools/activation_overhead.py``.
 """
 
 from __future__ import annotations
@@ -49,12 +49,9 @@ PRESETS = {"ranger": 1.0, "p99.9": 0.999, "p90": 0.90}
 
 MONITOR_OUTPUT = "pyguard_activation_max"
 
-# Cost model of the in-graph reductions, in multiply-accumulate equivalents (so it scales with the machine):
-# measured on this machine's onnxruntime 1.31 (ResNet-18- and MobileNetV2-shaped models, 1 thread):
-# GlobalMaxPool reads ~0.3 ns per element and each reduction branch (pool + reorder + flatten) costs ~3 us,
-# while the convolutions run ~90 MACs per ns.
-_MACS_PER_ELEMENT = 27.0
-_MACS_PER_BRANCH = 2.7e5
+# Cost model of the in-graph reductions (see estimate_overhead), relative to the measured plain latency.
+_SECONDS_PER_ELEMENT = 0.3e-9
+_SECONDS_PER_BRANCH = 4e-6
 
 
 class ActivationError(ConfigError):
@@ -489,62 +486,61 @@ def _tensor_range(name: str, node: onnx.NodeProto, info: tuple[int, int, int], c
 # ---------------------------------------------------------------------------------- choosing what to check
 
 
-def model_macs(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> float:
-    """Multiply-accumulates of one sample through Conv/Gemm/MatMul nodes (shapes from shape inference)."""
-    fixed = copy_model(model)
-    for inp in fixed.graph.input:
-        if inp.name in feed:
-            shape = (1, *feed[inp.name].shape[1:])
-            dims = inp.type.tensor_type.shape.dim
-            del dims[:]
-            for d in shape:
-                dims.add().dim_value = int(d)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(fixed)
-    except Exception:  # noqa: BLE001 - a model shape inference cannot handle gets the element-count model
-        return 0.0
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
-    weights = {i.name: list(i.dims) for i in model.graph.initializer}
-    macs = 0.0
-    for node in model.graph.node:
-        out = shapes.get(node.output[0]) if node.output else None
-        if not out or any(d <= 0 for d in out):
-            continue
-        w = weights.get(node.input[1]) if len(node.input) > 1 else None
-        if node.op_type == "Conv" and w:
-            macs += float(np.prod(out)) * float(np.prod(w[1:]))
-        elif node.op_type in ("Gemm", "MatMul") and w:
-            macs += float(np.prod(out)) * float(w[0])
-    return macs
+def plain_latency(model: onnx.ModelProto, feed: dict[str, np.ndarray], runs: int = 15) -> float:
+    """Median CPU seconds of one single-threaded run on one sample (the unit the budget is a fraction of).
 
-
-def estimate_overhead(macs: float, elements: Sequence[int]) -> float:
-    """Estimated fraction of inference time added by reducing tensors of these per-sample element counts.
-
-    Calibrated on this machine: full ResNet-18 (17 Relu outputs, 2.3 M elements) measured +2.6%, all 35 Clip
-    outputs of MobileNetV2 (6.1 M elements) +18%; the model predicts about the same from the MAC counts.
+    CPU time of the calling thread (onnxruntime runs there with one intra-op thread), so other processes
+    on a shared machine do not inflate it.
     """
-    if macs <= 0:
+    import time
+
+    sess = _session(model)
+    one = {k: v[:1] if fixed_batch(model) in (None, 1) else v for k, v in feed.items()}
+    for _ in range(3):
+        sess.run(None, one)
+    times = []
+    for _ in range(runs):
+        t0 = time.thread_time()
+        sess.run(None, one)
+        times.append(time.thread_time() - t0)
+    return float(np.median(times))
+
+
+def estimate_overhead(latency: float, elements: Sequence[int]) -> float:
+    """Estimated fraction of one inference added by reducing tensors of these per-sample element counts.
+
+    Per element read by a GlobalMaxPool ~0.3 ns and per reduction branch ~4 us (pool, reorder, flatten),
+    fitted on this machine's onnxruntime 1.31 at one thread: all 35 Clip outputs of the MobileNetV2-shaped
+    model (6.1 M elements) cost +20% and all 17 Relu outputs of the ResNet-18-shaped one (2.3 M) +1-4%.
+    """
+    if latency <= 0:
         return math.inf
-    return (_MACS_PER_ELEMENT * float(sum(elements)) + _MACS_PER_BRANCH * len(elements)) / macs
+    return (_SECONDS_PER_ELEMENT * float(sum(elements)) + _SECONDS_PER_BRANCH * len(elements)) / latency
 
 
 def choose_monitored(model: onnx.ModelProto, ranges: dict[str, TensorRange], feed: dict[str, np.ndarray],
                      budget: float | None) -> tuple[list[str], float]:
     """Tensors to check under ``budget``: deepest first, skipping those that do not fit."""
     order = list(ranges)
+    latency = plain_latency(model, feed)
     if budget is None:
-        macs = model_macs(model, feed)
-        return order, estimate_overhead(macs, [ranges[n].elements for n in order])
-    macs = model_macs(model, feed)
+        return order, estimate_overhead(latency, [ranges[n].elements for n in order])
     chosen: list[str] = []
     for name in reversed(order):
         trial = [*chosen, name]
-        if estimate_overhead(macs, [ranges[n].elements for n in trial]) <= budget:
+        if estimate_overhead(latency, [ranges[n].elements for n in trial]) <= budget:
             chosen = trial
     chosen.reverse()
-    return chosen, estimate_overhead(macs, [ranges[n].elements for n in chosen]) if chosen else 0.0
+    if not chosen:
+        import warnings
+
+        cheapest = min(estimate_overhead(latency, [ranges[n].elements]) for n in order)
+        warnings.warn(f"no activation check fits the {100 * budget:g}% budget (the cheapest costs about "
+                      f"{100 * cheapest:.1f}% of this model's {1e3 * latency:.3f} ms); activations are "
+                      "profiled for restriction but not monitored. Pass a larger budget, or None to check "
+                      "all.", stacklevel=3)
+        return [], 0.0
+    return chosen, estimate_overhead(latency, [ranges[n].elements for n in chosen])
 
 
 def _plan_monitor(chosen: list[str], ranges: dict[str, TensorRange], channel_max: dict[str, np.ndarray],

@@ -183,6 +183,12 @@ def test_nan_activation_is_flagged(digits):
     assert flagged.tolist() == [False, True] and np.isinf(scores[1])
 
 
+def test_a_budget_nothing_fits_warns(digits):
+    with pytest.warns(UserWarning, match="no activation check fits"):
+        profile = profile_activations(residual_cnn(), digits[:100], budget=1e-6)
+    assert profile.monitor is None and len(profile.tensors) == 5
+
+
 def test_budget_picks_deepest_tensors_first(digits):
     model = residual_cnn()
     every = profile_activations(model, digits[:100], budget=None)
@@ -252,8 +258,8 @@ def test_calibrate_stores_activation_ranges_and_the_session_checks_them(residual
 def test_restrict_activations_uses_harden(residual_model, digits):
     import pyguard
 
-    profile = pyguard.calibrate(residual_model, digits[:800], squeezers=(), activations=["stem_relu",
-                                                                                         "residual_relu"])
+    profile = pyguard.calibrate(residual_model, digits[:800], squeezers=(), activation_budget=0,
+                                activations=["stem_relu", "residual_relu"])
     assert list(profile.activations.tensors) == ["stem_relu", "residual_relu"]
     sess = pyguard.InferenceSession(residual_model, profile=profile, restrict_activations=True)
     plain = ort.InferenceSession(residual_model, providers=["CPUExecutionProvider"])
