@@ -62,7 +62,7 @@ def sessions(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         profile = pyguard.calibrate(path, calib, squeezers=(), batch_size=8, sess_options=so,
-                                    activations=True, activation_budget=0.03)
+                                    activations=True)
     plain = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     hardened = ort.InferenceSession(harden(path, profile).SerializeToString(), so,
                                     providers=["CPUExecutionProvider"])

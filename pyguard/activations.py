@@ -409,7 +409,7 @@ def _quantile(values: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
 
 
 def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] | None = None,
-                        preset: str = "ranger", fpr: float = 0.01, budget: float = 0.03,
+                        preset: str = "ranger", fpr: float = 0.01, budget: float | None = 0.01,
                         input_name: str | None = None, batch_size: int = 64, folds: int = 5
                         ) -> ActivationProfile:
     """Profile activation ranges on clean ``data`` and plan the inference-time check.

@@ -30,7 +30,7 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
               sess_options: _ort.SessionOptions | None = None,
               progress: Callable[[int, int | None], None] | None = None,
               activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
-              activation_fpr: float = 0.01, activation_budget: float | None = 0.03) -> GuardProfile:
+              activation_fpr: float = 0.01, activation_budget: float | None = 0.01) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
     ``fpr`` of it.
 
@@ -51,7 +51,8 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
             outputs of activation operators when the model has any, True = required, False = skip, or a
             list of tensor names. ``activation_preset``: ``"ranger"`` (observed max), ``"p99.9"``, ``"p90"``;
             ``activation_fpr``: target false-flag rate of the activation check; ``activation_budget``: the
-            allowed inference-time overhead of the check (None = check every profiled tensor).
+            allowed overhead of the check as a fraction of plain inference time (default 0.01; None =
+            check every profiled tensor).
     """
     fpr = check_fpr(fpr)
     specs = [s.spec for s in parse_all(squeezers)]

@@ -256,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--activation-preset", default="ranger", choices=("ranger", "p99.9", "p90"))
     c.add_argument("--activation-fpr", type=float, default=0.01,
                    help="false-flag target of the activation check (default 0.01)")
-    c.add_argument("--activation-budget", type=float, default=0.03,
-                   help="allowed overhead of the activation check (default 0.03; -1 = check all)")
+    c.add_argument("--activation-budget", type=float, default=0.01,
+                   help="allowed overhead of the activation check (default 0.01; -1 = check all)")
     c.set_defaults(fn=cmd_calibrate)
 
     k = sub.add_parser("check", help="check images against a profile (exit 1 if any is flagged)",

@@ -1,6 +1,6 @@
 """Time the ways of checking activations against plain onnxruntime, interleaved, batch 1, one thread.
 
-    python tools/activation_overhead.py MODEL.onnx [MODEL2.onnx ...] [--rounds 200] [--budget 0.03]
+    python tools/activation_overhead.py MODEL.onnx [MODEL2.onnx ...] [--rounds 200] [--budget 0.01]
 
 Round robin over the variants (each round runs every variant once), so load changes on a shared machine
 hit all of them alike; prints the median wall time and the median CPU time of the calling thread (with one
@@ -104,7 +104,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
     parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--budget", type=float, default=0.03)
+    parser.add_argument("--budget", type=float, default=0.01)
     args = parser.parse_args()
     for path in args.models:
         model = load_model(path)
