@@ -166,7 +166,8 @@ class ActivationMonitor:
         ``pyguard.ops.minmax``, one pass, NaN propagating) and a sample is flagged when its score exceeds
         the calibrated tolerance or is NaN (scored +inf).
         """
-        v = np.ascontiguousarray(excess, dtype=np.float32).reshape(len(excess), -1)
+        v = excess if excess.ndim == 2 and excess.dtype == np.float32 else np.asarray(excess, np.float32)
+        v = np.ascontiguousarray(v.reshape(len(v), -1))
         if v.shape[1] != self.score_hi.size:
             raise ActivationError(f"monitor output has {v.shape[1]} channels, profile expects "
                                   f"{self.score_hi.size}")
