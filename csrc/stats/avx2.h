@@ -56,10 +56,28 @@ inline bool minmax_span(const float *x, size_t n, float &mn, float &mx) {
     return nan;
 }
 
+// R consecutive rows folded into the accumulators at once (see avx512.h).
+template <int R> inline void minmax_rows(const float *x, size_t block, float *acc_min, float *acc_max, __m256 &nan) {
+    for (size_t j = 0; j < block; j += 8) {
+        __m256 mn = _mm256_loadu_ps(acc_min + j), mx = _mm256_loadu_ps(acc_max + j);
+        for (int r = 0; r < R; ++r) {
+            const __m256 v = _mm256_loadu_ps(x + r * block + j);
+            mn = _mm256_min_ps(v, mn);
+            mx = _mm256_max_ps(v, mx);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        _mm256_storeu_ps(acc_min + j, mn);
+        _mm256_storeu_ps(acc_max + j, mx);
+    }
+}
+
 inline bool minmax_periodic(const float *x, size_t n, size_t block, float *acc_min, float *acc_max) {
     __m256 nan = _mm256_setzero_ps();
     bool tail_nan = false;
-    for (size_t base = 0; base < n; base += block) {
+    size_t base = 0;
+    if (block % 8 == 0)
+        for (; base + 8 * block <= n; base += 8 * block) minmax_rows<8>(x + base, block, acc_min, acc_max, nan);
+    for (; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         const float *row = x + base;
         size_t j = 0;
@@ -111,9 +129,17 @@ inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &a
     for (; i < n; ++i) acc.add_scalar(x[i], lo, hi);
 }
 
+// Bounds for lane j are loaded once per 8 rows read side by side (see avx512.h).
 inline void range_periodic(const float *x, size_t n, size_t block, const float *lo, const float *hi, RangeAcc &acc) {
     RangeLanes lanes;
-    for (size_t base = 0; base < n; base += block) {
+    size_t base = 0;
+    if (block % 8 == 0)
+        for (; base + 8 * block <= n; base += 8 * block)
+            for (size_t j = 0; j < block; j += 8) {
+                const __m256 vlo = _mm256_loadu_ps(lo + j), vhi = _mm256_loadu_ps(hi + j);
+                for (int r = 0; r < 8; ++r) lanes.add(_mm256_loadu_ps(x + base + r * block + j), vlo, vhi);
+            }
+    for (; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         size_t j = 0;
         for (; j + 8 <= len; j += 8)

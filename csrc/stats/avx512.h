@@ -57,22 +57,42 @@ inline bool minmax_span(const float *x, size_t n, float &mn, float &mx) {
     return (a.nan | b.nan | c.nan | d.nan) != 0;
 }
 
+// One row (or the partial last row) of a periodic stream, accumulators in memory.
+inline void minmax_row(const float *row, size_t len, float *acc_min, float *acc_max, __mmask16 &nan) {
+    for (size_t j = 0; j < len; j += 16) {
+        const __mmask16 k = first_lanes(len - j);
+        const __m512 v = _mm512_maskz_loadu_ps(k, row + j);
+        const __m512 mn = _mm512_maskz_loadu_ps(k, acc_min + j), mx = _mm512_maskz_loadu_ps(k, acc_max + j);
+        _mm512_mask_storeu_ps(acc_min + j, k, _mm512_min_ps(v, mn));
+        _mm512_mask_storeu_ps(acc_max + j, k, _mm512_max_ps(v, mx));
+        nan |= _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q);
+    }
+}
+
+// R consecutive rows folded into the accumulators at once: the accumulators go through memory once per
+// R rows instead of once per row (with rows of >= 4 KB, see stats_block, the R streams stay page-sequential).
+template <int R> inline void minmax_rows(const float *x, size_t block, float *acc_min, float *acc_max, __mmask16 &nan) {
+    for (size_t j = 0; j < block; j += 16) {
+        __m512 mn = _mm512_loadu_ps(acc_min + j), mx = _mm512_loadu_ps(acc_max + j);
+        for (int r = 0; r < R; ++r) {
+            const __m512 v = _mm512_loadu_ps(x + r * block + j);
+            mn = _mm512_min_ps(v, mn);
+            mx = _mm512_max_ps(v, mx);
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        }
+        _mm512_storeu_ps(acc_min + j, mn);
+        _mm512_storeu_ps(acc_max + j, mx);
+    }
+}
+
 // Lane j of every block of `block` values belongs to accumulator slot j (acc_min / acc_max hold `block`
 // values, already initialised); n need not be a multiple of block. Returns whether any NaN was seen.
 inline bool minmax_periodic(const float *x, size_t n, size_t block, float *acc_min, float *acc_max) {
     __mmask16 nan = 0;
-    for (size_t base = 0; base < n; base += block) {
-        const size_t len = n - base < block ? n - base : block;
-        const float *row = x + base;
-        for (size_t j = 0; j < len; j += 16) {
-            const __mmask16 k = first_lanes(len - j);
-            const __m512 v = _mm512_maskz_loadu_ps(k, row + j);
-            const __m512 mn = _mm512_maskz_loadu_ps(k, acc_min + j), mx = _mm512_maskz_loadu_ps(k, acc_max + j);
-            _mm512_mask_storeu_ps(acc_min + j, k, _mm512_min_ps(v, mn));
-            _mm512_mask_storeu_ps(acc_max + j, k, _mm512_max_ps(v, mx));
-            nan |= _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q);
-        }
-    }
+    size_t base = 0;
+    if (block % 16 == 0)
+        for (; base + 8 * block <= n; base += 8 * block) minmax_rows<8>(x + base, block, acc_min, acc_max, nan);
+    for (; base < n; base += block) minmax_row(x + base, n - base < block ? n - base : block, acc_min, acc_max, nan);
     return nan != 0;
 }
 
@@ -98,25 +118,61 @@ struct RangeLanes {
     }
 };
 
+// Constant bounds: the largest excess is max(lo - min v, max v - hi) (rounded subtraction is monotonic),
+// so the loop only tracks per-lane min / max besides the violators, counted in 32-bit lanes (blocks of
+// 2^26 values, so a lane never exceeds 2^22).
+struct RangeSpanLanes {
+    __m512 mn, mx;
+    __m512i count;
+    RangeSpanLanes() : mn(_mm512_set1_ps(INFINITY)), mx(_mm512_set1_ps(-INFINITY)), count(_mm512_setzero_si512()) {}
+    void add(__m512 v, __m512 lo, __m512 hi, __mmask16 k, __mmask16 &nan) {
+        const __mmask16 bad = _mm512_mask_cmp_ps_mask(k, v, lo, _CMP_NGE_UQ) | _mm512_mask_cmp_ps_mask(k, v, hi, _CMP_NLE_UQ);
+        count = _mm512_mask_add_epi32(count, bad, count, _mm512_set1_epi32(1));
+        mn = _mm512_mask_min_ps(mn, k, v, mn);
+        mx = _mm512_mask_max_ps(mx, k, v, mx);
+        nan |= _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q);
+    }
+};
+
 inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &acc) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    RangeLanes a, b;
+    __m512 mn = _mm512_set1_ps(INFINITY), mx = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a.add(_mm512_loadu_ps(x + i), vlo, vhi, 0xFFFF);
-        b.add(_mm512_loadu_ps(x + i + 16), vlo, vhi, 0xFFFF);
+    while (i < n) {
+        const size_t end = n - i > (size_t(1) << 26) ? i + (size_t(1) << 26) : n;
+        RangeSpanLanes a, b;
+        for (; i + 32 <= end; i += 32) {
+            a.add(_mm512_loadu_ps(x + i), vlo, vhi, 0xFFFF, nan);
+            b.add(_mm512_loadu_ps(x + i + 16), vlo, vhi, 0xFFFF, nan);
+        }
+        for (; i < end; i += 16) {
+            const __mmask16 k = first_lanes(end - i);
+            a.add(_mm512_maskz_loadu_ps(k, x + i), vlo, vhi, k, nan);
+        }
+        acc.count += _mm512_reduce_add_epi32(_mm512_add_epi32(a.count, b.count));
+        mn = _mm512_min_ps(mn, _mm512_min_ps(a.mn, b.mn));
+        mx = _mm512_max_ps(mx, _mm512_max_ps(a.mx, b.mx));
     }
-    for (; i < n; i += 16) {
-        const __mmask16 k = first_lanes(n - i);
-        a.add(_mm512_maskz_loadu_ps(k, x + i), vlo, vhi, k);
-    }
-    a.fold_into(acc);
-    b.fold_into(acc);
+    // Each candidate counts only when positive; NaN (an infinite bound minus the same infinity, where
+    // nothing lies outside that bound) is skipped by the comparisons.
+    const float below = lo - _mm512_reduce_min_ps(mn), above = _mm512_reduce_max_ps(mx) - hi;
+    acc.excess = below > acc.excess ? below : acc.excess;
+    acc.excess = above > acc.excess ? above : acc.excess;
+    acc.nan |= nan != 0;
 }
 
+// Bounds for lane j are loaded once per 8 rows read side by side (see minmax_rows and stats_block).
 inline void range_periodic(const float *x, size_t n, size_t block, const float *lo, const float *hi, RangeAcc &acc) {
     RangeLanes lanes;
-    for (size_t base = 0; base < n; base += block) {
+    size_t base = 0;
+    if (block % 16 == 0)
+        for (; base + 8 * block <= n; base += 8 * block)
+            for (size_t j = 0; j < block; j += 16) {
+                const __m512 vlo = _mm512_loadu_ps(lo + j), vhi = _mm512_loadu_ps(hi + j);
+                for (int r = 0; r < 8; ++r) lanes.add(_mm512_loadu_ps(x + base + r * block + j), vlo, vhi, 0xFFFF);
+            }
+    for (; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         for (size_t j = 0; j < len; j += 16) {
             const __mmask16 k = first_lanes(len - j);

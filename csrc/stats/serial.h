@@ -6,7 +6,9 @@
 //   range_check:  per sample, count of values v with !(lo <= v <= hi) (NaN counts) and the largest
 //                 excess max(lo - v, v - hi) over them (+inf for NaN), 0 when there is none.
 //   clamp:        y = v < lo ? lo : (v > hi ? hi : v), NaN stays NaN: exactly np.clip (and ONNX Clip);
-//                 a value equal to a bound is returned as is (so -0.0 stays -0.0 when lo is +0.0).
+//                 a value equal to a bound is returned as is (so -0.0 stays -0.0 when lo is +0.0), as
+//                 np.clip does with scalar bounds (with array bounds NumPy may return the bound instead,
+//                 depending on its inner loop; that differs only in the sign of a zero).
 // lo / hi are per channel (arrays of `channels` values).
 #pragma once
 

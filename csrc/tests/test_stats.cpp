@@ -25,6 +25,7 @@ std::vector<float> activations(size_t n, uint32_t seed, bool specials) {
         const float values[] = {kInf, -kInf, -0.0f, 0.0f, std::numeric_limits<float>::denorm_min(), 3e38f, -3e38f,
                                 -1.0f, 1.0f};
         for (size_t k = 0; k < n / 17 + 1; ++k) x[rng() % n] = values[rng() % 9];
+        for (size_t k = 0; k < n / 5000 + 1; ++k) x[rng() % n] = kNaN; // a few channels turn NaN
     }
     return x;
 }
@@ -47,6 +48,9 @@ std::vector<StatsLayout> layouts() {
     out.push_back({2, 4, 7, 5});        // generic small inner
     out.push_back({2, 3, 4099, 1});     // period above the block limit
     out.push_back({1, 2, 2, 64});       // runs exactly at the threshold
+    out.push_back({2, 300, 3, 17});     // periodic with several 8-row groups and a partial row
+    out.push_back({3, 1, 100, 1});      // (N, C) features: one value per channel
+    out.push_back({3, 1, 40, 3});       // one row per sample, tiny runs
     return out;
 }
 
@@ -116,6 +120,27 @@ TEST_CASE("stats variants match serial on every layout") {
                 CHECK(std::memcmp(in_place.data(), ref_y.data(), total * sizeof(float)) == 0);
             }
         }
+}
+
+TEST_CASE("stats range_check and clamp with infinite bounds") {
+    const std::vector<float> x = activations(1000, 5, true);
+    const float bounds[][2] = {{-kInf, 2.0f}, {-1.0f, kInf}, {-kInf, kInf}, {0.0f, 0.0f}};
+    for (const auto &b : bounds) {
+        const StatsLayout l{2, 1, 1, 500};
+        int64_t ref_count[2];
+        float ref_excess[2];
+        serial::range_check_f32(x.data(), l, &b[0], &b[1], ref_count, ref_excess);
+        for (Isa isa : supported_isas()) {
+            int64_t count[2];
+            float excess[2];
+            range_check_f32(x.data(), l, &b[0], &b[1], count, excess, isa);
+            INFO("isa=" << isa_name(isa) << " lo=" << b[0] << " hi=" << b[1]);
+            for (int s = 0; s < 2; ++s) {
+                CHECK(count[s] == ref_count[s]);
+                CHECK(same_bits(excess[s], ref_excess[s]));
+            }
+        }
+    }
 }
 
 TEST_CASE("stats NaN propagates to exactly the channels that hold it") {

@@ -123,6 +123,8 @@ def clamp(
     """``np.clip(x, lo, hi)`` bit for bit (NaN stays NaN, like ONNX Clip), with optional per-channel bounds.
 
     ``out=x`` clamps in place. ``lo`` / ``hi`` are scalars or (with ``channel_axis``) arrays of shape (C,).
+    A value equal to a bound is returned as is, as np.clip does with scalar bounds (with array bounds NumPy
+    sometimes returns the bound, which only differs as -0.0 vs +0.0).
     """
     isa = check_isa(isa)
     arr = _input(x)
