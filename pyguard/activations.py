@@ -411,14 +411,15 @@ def _quantile(values: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
 
 def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] | None = None,
                         preset: str = "ranger", fpr: float = 0.01, budget: float | None = 0.01,
-                        input_name: str | None = None, batch_size: int = 64, folds: int = 5
-                        ) -> ActivationProfile:
+                        input_name: str | None = None, batch_size: int = 64, folds: int = 5,
+                        warn: bool = True) -> ActivationProfile:
     """Profile activation ranges on clean ``data`` and plan the inference-time check.
 
     ``tensors``: names to profile (default: all activation outputs). ``preset``: upper bound = this quantile
     of per-sample maxima. ``fpr``: target false-flag rate of the check on clean data; the tolerance is set by
     cross-fitting (bounds from other folds, scores on the held-out fold). ``budget``: allowed fraction of the
-    plain inference time spent on the check (0 disables monitoring, ``None`` monitors everything).
+    plain inference time spent on the check (0 disables monitoring, ``None`` monitors everything); ``warn``:
+    warn when nothing fits the budget.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -458,7 +459,7 @@ def profile_activations(model: ModelLike, data: Any, *, tensors: Sequence[str] |
     samples = len(next(iter(channel_max.values())))
     monitor = None
     if budget is None or budget > 0:
-        chosen, cost = choose_monitored(proto, ranges, first[0], budget)
+        chosen, cost = choose_monitored(proto, ranges, first[0], budget, warn)
         if chosen:
             monitor = _plan_monitor(chosen, ranges, channel_max, q, fpr, folds, cost)
     return ActivationProfile(preset=preset, tensors=ranges, monitor=monitor, fpr=fpr, samples=samples)
@@ -520,7 +521,7 @@ def estimate_overhead(latency: float, elements: Sequence[int]) -> float:
 
 
 def choose_monitored(model: onnx.ModelProto, ranges: dict[str, TensorRange], feed: dict[str, np.ndarray],
-                     budget: float | None) -> tuple[list[str], float]:
+                     budget: float | None, warn: bool = True) -> tuple[list[str], float]:
     """Tensors to check under ``budget``: deepest first, skipping those that do not fit."""
     order = list(ranges)
     latency = plain_latency(model, feed)
@@ -532,7 +533,7 @@ def choose_monitored(model: onnx.ModelProto, ranges: dict[str, TensorRange], fee
         if estimate_overhead(latency, [ranges[n].elements for n in trial]) <= budget:
             chosen = trial
     chosen.reverse()
-    if not chosen:
+    if not chosen and warn:
         import warnings
 
         cheapest = min(estimate_overhead(latency, [ranges[n].elements]) for n in order)
@@ -540,6 +541,7 @@ def choose_monitored(model: onnx.ModelProto, ranges: dict[str, TensorRange], fee
                       f"{100 * cheapest:.1f}% of this model's {1e3 * latency:.3f} ms); activations are "
                       "profiled for restriction but not monitored. Pass a larger budget, or None to check "
                       "all.", stacklevel=3)
+    if not chosen:
         return [], 0.0
     return chosen, estimate_overhead(latency, [ranges[n].elements for n in chosen])
 
@@ -635,7 +637,7 @@ def calibrate_hook(model_bytes: bytes, data: Any, activations: Any, *, preset: s
         tensors = [activations] if isinstance(activations, str) else list(activations)
     return profile_activations(proto, data, tensors=tensors, preset=preset, fpr=fpr, budget=budget,
                                input_name=input_name if isinstance(data, np.ndarray) else None,
-                               batch_size=batch_size)
+                               batch_size=batch_size, warn=activations is not None)
 
 
 def session_model(model: Any, profile: Any, restrict: bool) -> Any:
