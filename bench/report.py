@@ -79,6 +79,10 @@ def table(results: dict) -> str:
                 goal_s = "" if goal is None else f">= {goal}x"
                 lines.append(f"| {target} | {anchor_name.removeprefix('test_')} | {fmt_ms(anchor)} | "
                              f"{fmt_ms(ours)} | {ratio:.2f}x | {goal_s} | {met} |")
+        if not roles.get("ours"):  # reference timings with nothing of ours to compare (yet)
+            for anchor_name, anchor, _ in roles.get("anchor", []):
+                name = anchor_name.removeprefix("test_")
+                lines.append(f"| {target} | {name} | {fmt_ms(anchor)} | - | - | | |")
     return "\n".join(lines)
 
 
