@@ -18,7 +18,8 @@ class Progress:
     def __call__(self, done: int, total: int | None = None) -> None:
         total = total if total is not None else self.total
         now = time.perf_counter()
-        if now - self.start < self.delay or (self.shown and now - self._last < 0.1 and done != total):
+        interval = 0.1 if self.stream.isatty() else 1.0  # logs get a line a second, terminals redraw
+        if now - self.start < self.delay or (self.shown and now - self._last < interval and done != total):
             return
         self._last = now
         self.shown = True

@@ -10,7 +10,8 @@ import numpy as np
 
 from .errors import GuardError
 
-DEFAULT_SQUEEZERS = "bit_depth:5,median:2"
+DEFAULT_SQUEEZERS = "bit_depth:5,median:2"  # `pyguard bench`: the benchmark's joint detector
+CALIBRATE_SQUEEZERS = "bit_depth:1,median:2"  # pyguard.calibrate's default
 
 
 def _squeezer_list(text: str) -> list[str]:
@@ -112,12 +113,10 @@ def cmd_check(args) -> int:
 def _builtin_models() -> list[tuple[str, str, tuple[int, ...] | None]]:
     """(label, path, shape) of the models `pyguard bench` measures without an argument."""
     models = []
-    try:
-        from .data import digits_model_path
+    from .data import DIGITS_DIR
 
-        models.append(("digits (demo)", digits_model_path(), None))
-    except (ImportError, FileNotFoundError):
-        pass
+    if (DIGITS_DIR / "model.onnx").is_file():
+        models.append(("digits CNN (demo)", str(DIGITS_DIR / "model.onnx"), None))
     try:  # the benchmark builders live in the repository's bench/, not in the wheel
         sys.path.insert(0, os.getcwd())
         from bench import models as bench_models
@@ -238,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run MODEL on clean images and write a guard profile (JSON).")
     c.add_argument("model", help="ONNX model path")
     c.add_argument("--data", required=True, help="clean images, .npy (first axis = samples)")
-    c.add_argument("--squeezers", default=DEFAULT_SQUEEZERS,
-                   help=f"comma-separated (default {DEFAULT_SQUEEZERS})")
+    c.add_argument("--squeezers", default=CALIBRATE_SQUEEZERS,
+                   help=f"comma-separated (default {CALIBRATE_SQUEEZERS}, as pyguard.calibrate; the paper "
+                        "uses bit_depth:5,median:2 for ImageNet-sized colour images)")
     c.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     c.add_argument("--input-name", default=None)
     c.add_argument("--output-name", default=None)

@@ -136,6 +136,12 @@ class InferenceSession(_OrtSession):
 
     A profile with activation ranges also checks the monitored activations on every run (one small extra
     model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.
+
+    Every ``run`` first checks the feed against the model (unknown or missing input names, dtype, rank,
+    fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
+    outside the profile's input range ``"input_range"``; like a squeeze detection, these raise
+    :class:`AdversarialInputError` under ``action="reject"``. The report of the calling thread's last run
+    is :attr:`last_report`.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
@@ -173,6 +179,7 @@ class InferenceSession(_OrtSession):
         self._optional = {a.name for a in self.get_overridable_initializers()}
         self._activations = _activations.SessionActivations.create(profile)
         self._output_names = [o.name for o in self.get_outputs()]
+        self._output_set = frozenset(self._output_names)
         self._detector = None
         if action == "purify" and not (profile is not None and profile.squeezers):
             raise ConfigError("action='purify' needs a profile with at least one squeezer")
@@ -214,13 +221,16 @@ class InferenceSession(_OrtSession):
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array, "
                              f"got {type(input_feed).__name__}")
-        names = list(self._output_names) if not output_names else list(output_names)
-        unknown = [n for n in names if n not in self._output_names]
-        if unknown:
-            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        if output_names:
+            names = list(output_names)
+            unknown = [n for n in names if n not in self._output_set]
+            if unknown:
+                raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        else:
+            names = self._output_names
         self._check_feed(input_feed)
-        if self._activations is not None:
-            names.append(self._activations.output_name)
+        if self._activations is not None:  # a new list: names may be self._output_names
+            names = [*names, self._activations.output_name]
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
         if self._detector is None:
@@ -250,14 +260,15 @@ class InferenceSession(_OrtSession):
                 raise InputError(f"unknown input name {name!r}; model inputs: {list(self._inputs)}")
             if isinstance(value, np.ndarray):
                 meta.check(value)
-            elif name == self._primary and not isinstance(value, _ort.OrtValue):
+            elif name == self._primary and (self._detector or not isinstance(value, _ort.OrtValue)):
                 raise InputError(f"input {name!r} must be a numpy array, got {type(value).__name__}")
         missing = [n for n in self._inputs if n not in feed]
         if missing:
             raise InputError(f"missing input(s) {missing}; model inputs: {list(self._inputs)}")
 
     def _sanity(self, feed: dict, x) -> tuple[int, np.ndarray, np.ndarray]:
-        """Per-sample non-finite counts over every float input (no profile: no range to check)."""
+        """Per-sample non-finite counts over every float input; out-of-range counts when a profile
+        (without squeezers) gives the range of an unnormalized input."""
         n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
         nonfinite = np.zeros(n, dtype=np.int64)
         for value in feed.values():
@@ -266,6 +277,11 @@ class InferenceSession(_OrtSession):
             per_sample = value.ndim >= 1 and value.shape[0] == n
             counts = _nonfinite_counts(value if per_sample else value.reshape(1, -1))
             nonfinite += counts if per_sample else counts.sum()
+        spec = self.profile.input if self.profile is not None else None
+        if spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim:
+            # A profile without squeezers still knows the input's value range.
+            lo, hi = spec.range
+            return n, nonfinite, ops.sample_checks(x, lo=lo, hi=hi, grid=None).out_of_range
         return n, nonfinite, np.zeros(n, dtype=np.int64)
 
     # ---- detector ---------------------------------------------------------------------------------------
@@ -333,7 +349,8 @@ class InferenceSession(_OrtSession):
         else:
             probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
         scores, per_squeezer = _squeeze_scores(probs, det.logits)
-        scores[nonfinite > 0] = np.inf
+        if nonfinite.any():
+            scores[nonfinite > 0] = np.inf  # NaN/Inf samples were squeezed from a cleaned copy
         extra = {"squeeze": scores, **dict(zip(det.keys, per_squeezer))}
         report = self._report(n, nonfinite, out_of_range, det.threshold, extra, timings)
         user = [outputs[run_names.index(name)] for name in names]
@@ -412,19 +429,21 @@ class InferenceSession(_OrtSession):
         return result
 
     def _report(self, n, nonfinite, out_of_range, threshold, extra, timings) -> GuardReport:
-        flagged = (nonfinite > 0) | (out_of_range > 0)
         squeeze = extra.get("squeeze")
-        if squeeze is not None:
-            flagged = flagged | (squeeze > threshold)
-        reasons = [[] for _ in range(n)]
-        for i in np.flatnonzero(flagged):
-            r = reasons[i]
-            if nonfinite[i]:
-                r.append("non_finite")
-            if out_of_range[i]:
-                r.append("input_range")
-            if squeeze is not None and squeeze[i] > threshold:
-                r.append("squeeze")
+        above = squeeze > threshold if squeeze is not None else None
+        if nonfinite.any() or out_of_range.any():
+            bad_values, bad_range = nonfinite > 0, out_of_range > 0
+            flagged = bad_values | bad_range
+            if above is not None:
+                flagged |= above
+        else:  # the common case: only the squeeze test can flag
+            bad_values = bad_range = None
+            flagged = above if above is not None else np.zeros(n, dtype=bool)
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        if flagged.any():  # rare: name the reasons of each flagged sample
+            for i in np.flatnonzero(flagged).tolist():
+                reasons[i] = [name for name, hit in (("non_finite", bad_values), ("input_range", bad_range),
+                                                     ("squeeze", above)) if hit is not None and hit[i]]
         scores = {"non_finite": nonfinite, "out_of_range": out_of_range, **extra}
         return GuardReport(flagged=flagged, scores=scores, reasons=reasons, threshold=threshold,
                            timings=timings, action=self.action)

@@ -472,6 +472,7 @@ def test_calibrate_stores_activation_ranges_and_the_session_checks_them(residual
     assert "activation_range" in report.reasons[7] and report.flagged[7]
     assert report.scores["activation_range"][7] == report.scores["activation_range"].max() > 1
     assert report.flagged.sum() <= 6
+    assert len(sess.run(None, {"input": x})) == 1 and len(sess.run(None, {"input": x})) == 1  # repeatable
 
 
 def test_restrict_activations_uses_harden(residual_model, digits):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections import Counter
 from pathlib import Path
@@ -11,8 +12,18 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import models  # noqa: E402
+
+def _load_bench_models():
+    """bench/models.py under its own module name: tests/models.py is the tests' ``models``."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "models.py"
+    spec = importlib.util.spec_from_file_location("pyguard_bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+models = _load_bench_models()
 
 EXPECTED = {
     "resnet18": (models.build_resnet18, {"Conv": 20, "Relu": 17, "Add": 8, "MaxPool": 1, "Gemm": 1}),

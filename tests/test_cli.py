@@ -118,3 +118,12 @@ def test_kernels_is_the_kernel_demo(monkeypatch):
     monkeypatch.setattr(pyguard.kernel_demo, "main", lambda argv: seen.append(argv) or 0)
     assert main(["kernels", "--size", "64"]) == 0
     assert seen == [["--size", "64"]]
+
+
+def test_demo_prints_the_headline_figures(capsys):
+    assert main(["demo", "--seconds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "false-positive rate:" in out and "model accuracy" in out
+    for attack in ("FGSM eps=0.3", "BIM (PGD) eps=0.3", "CW L2 conf=0", "DeepFool", "JSMA", "all attacks"):
+        assert attack in out
+    assert "ROC-AUC" in out and "pyguard detector" in out and "plain onnxruntime" in out

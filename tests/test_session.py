@@ -269,6 +269,26 @@ def test_non_finite_and_out_of_range_with_a_profile(profiles):
     assert np.isfinite(report.scores["squeeze"][1:]).all()
 
 
+def test_profile_without_squeezers_checks_the_range():
+    model = models.classifier()
+    profile = pyguard.calibrate(model, models.images(20), squeezers=(), fpr=0.1)
+    assert profile.squeezers == [] and profile.purifier is None
+    x = models.images(3)
+    x[2, 0, 0, 0] = -0.5
+    out, report = pyguard.InferenceSession(model, profile=profile).run_with_report(None, {"image": x})
+    assert same_bits(out[0], plain_run(model, {"image": x})[0])
+    assert report.reasons == [[], [], ["input_range"]] and "squeeze" not in report.scores
+
+
+def test_reject_raises_on_non_finite_values_even_without_a_profile():
+    x = models.images(2)
+    x[0, 0, 0, 0] = np.inf
+    sess = pyguard.InferenceSession(models.classifier(), action="reject")
+    with pytest.raises(pyguard.AdversarialInputError, match="non_finite") as err:
+        sess.run(None, {"image": x})
+    assert err.value.report.flagged.tolist() == [True, False]
+
+
 def test_reject_raises_with_the_report(profiles):
     model, feed_of, _ = CASES["dynamic_nchw_logits"]
     strict = dataclasses.replace(profiles["dynamic_nchw_logits"], threshold=-1.0)
@@ -355,6 +375,16 @@ def guarded(profiles):
 def test_bad_feeds_raise_input_error(guarded, feed, match):
     with pytest.raises(pyguard.InputError, match=match):
         guarded.run(None, feed)
+
+
+def test_ort_values_pass_through_sanity_only_sessions(guarded):
+    model = CASES["dynamic_nchw_logits"][0]
+    x = models.images(2)
+    value = ort.OrtValue.ortvalue_from_numpy(x)
+    assert same_bits(pyguard.InferenceSession(model).run(None, {"image": value})[0],
+                     plain_run(model, {"image": x})[0])
+    with pytest.raises(pyguard.InputError, match="must be a numpy array"):
+        guarded.run(None, {"image": value})  # the detector needs the pixels
 
 
 def test_bad_feed_on_fixed_batch_and_bad_output_name(profiles):
