@@ -3,9 +3,9 @@ speed and NumPy anchors) and the activation guard (checks and restriction vs pla
 the bench models).
 
 Activation guard targets (issue 4): monitor mode with activation checks <= 3% over plain onnxruntime
-(ours/anchor <= 1.03) and restriction alone <= 1% (<= 1.01). Each "ours" row also records the ratio
-measured in alternating calls (``interleaved_ratio``), which is what a shared machine needs to resolve 1-2%
-differences.
+(ours/anchor <= 1.03) and restriction alone <= 1% (<= 1.01). Those rows compare median CPU times measured
+in alternating rounds (see ``cpu_ms``), which is what a shared machine needs to resolve 1-2% differences;
+the pytest-benchmark statistics of each run are still recorded.
 ``tools/activation_overhead.py`` times the alternatives the design was chosen from (exposing every activation,
 exposing the chosen ones and reducing on the host, reducing every activation in the graph).
 """
@@ -204,40 +204,65 @@ def _run(sess, feed):
     return lambda: sess.run(None, feed)
 
 
-def _interleaved_ratio(plain, ours, feed, rounds: int = 30) -> float:
-    from pyguard._timing import interleaved_medians
+@pytest.fixture(scope="module")
+def cpu_ms(sessions, image_nchw):
+    """Median CPU milliseconds of plain, guarded and hardened runs, measured in alternating rounds.
 
-    ms = interleaved_medians({"plain": _run(plain, feed), "ours": _run(ours, feed)}, seconds=0.0,
-                             min_rounds=rounds)
-    return round(ms["ours"] / ms["plain"], 4)
+    With one intra-op thread onnxruntime runs in the calling thread, so its CPU time leaves out the time
+    other processes hold the core; alternating rounds spread the rest of the machine's noise evenly. The
+    rows' ``value`` is this measure, so "met" does not depend on load changes between two benchmarks.
+    """
+    import time
+
+    feed = {sessions["input"]: image_nchw}
+    fns = {k: _run(sessions[k], feed) for k in ("plain", "guarded", "hardened")}
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    rounds = max(40, int(4.0 / max(_one_run_seconds(fns["plain"]), 1e-4)))
+    for _ in range(min(rounds, 400)):
+        for k, fn in fns.items():
+            t0 = time.thread_time()
+            fn()
+            times[k].append(time.thread_time() - t0)
+    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
 
 
-def test_plain_for_activation_checks(benchmark, sessions, image_nchw):
-    tag(benchmark, f"{sessions['name']} monitor with activation checks", "anchor")
+def _one_run_seconds(fn) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _tag_cpu(benchmark, target: str, role: str, ms: float, **extra) -> None:
+    tag(benchmark, target, role, value=ms, unit="ms CPU (interleaved)", **extra)
+
+
+def test_plain_for_activation_checks(benchmark, sessions, image_nchw, cpu_ms):
+    _tag_cpu(benchmark, f"{sessions['name']} monitor with activation checks", "anchor", cpu_ms["plain"])
     benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
 
 
-def test_guarded_activation_checks(benchmark, sessions, image_nchw):
+def test_guarded_activation_checks(benchmark, sessions, image_nchw, cpu_ms):
     monitor = sessions["profile"].activations.monitor
-    tag(benchmark, f"{sessions['name']} monitor with activation checks", "ours", goal_max=MONITOR_GOAL,
-        goal=round(1 / MONITOR_GOAL, 4), tensors=len(monitor.tensors), estimated=monitor.estimated_overhead)
+    _tag_cpu(benchmark, f"{sessions['name']} monitor with activation checks", "ours", cpu_ms["guarded"],
+             goal_max=MONITOR_GOAL, goal=round(1 / MONITOR_GOAL, 4), tensors=len(monitor.tensors),
+             estimated=monitor.estimated_overhead)
     feed = {sessions["input"]: image_nchw}
-    _, report = sessions["guarded"].run_with_report(None, feed)
+    outputs, report = sessions["guarded"].run_with_report(None, feed)
     assert "activation_range" in report.scores
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, sessions["plain"].run(None, feed)))
     benchmark(_run(sessions["guarded"], feed))
-    ratio = _interleaved_ratio(sessions["plain"], sessions["guarded"], feed)
-    benchmark.extra_info["interleaved_ratio"] = ratio
 
 
-def test_plain_for_restriction(benchmark, sessions, image_nchw):
-    tag(benchmark, f"{sessions['name']} restriction (harden)", "anchor")
+def test_plain_for_restriction(benchmark, sessions, image_nchw, cpu_ms):
+    _tag_cpu(benchmark, f"{sessions['name']} restriction (harden)", "anchor", cpu_ms["plain"])
     benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
 
 
-def test_restriction(benchmark, sessions, image_nchw):
-    tag(benchmark, f"{sessions['name']} restriction (harden)", "ours", goal_max=RESTRICT_GOAL,
-        goal=round(1 / RESTRICT_GOAL, 4))
-    feed = {sessions["input"]: image_nchw}
-    benchmark(_run(sessions["hardened"], feed))
-    benchmark.extra_info["interleaved_ratio"] = _interleaved_ratio(sessions["plain"], sessions["hardened"],
-                                                                   feed)
+def test_restriction(benchmark, sessions, image_nchw, cpu_ms):
+    _tag_cpu(benchmark, f"{sessions['name']} restriction (harden)", "ours", cpu_ms["hardened"],
+             goal_max=RESTRICT_GOAL, goal=round(1 / RESTRICT_GOAL, 4))
+    benchmark(_run(sessions["hardened"], {sessions["input"]: image_nchw}))
