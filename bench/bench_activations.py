@@ -196,8 +196,9 @@ def sessions(request):
     hardened = ort.InferenceSession(harden(path, profile).SerializeToString(), so,
                                     providers=["CPUExecutionProvider"])
     guarded = pyguard.InferenceSession(path, so, ["CPUExecutionProvider"], profile=profile)
+    sanity = pyguard.InferenceSession(path, so, ["CPUExecutionProvider"])  # the session's own checks only
     return {"name": request.param, "input": plain.get_inputs()[0].name, "plain": plain, "guarded": guarded,
-            "hardened": hardened, "profile": profile}
+            "hardened": hardened, "sanity": sanity, "profile": profile}
 
 
 def _run(sess, feed):
@@ -215,7 +216,7 @@ def cpu_ms(sessions, image_nchw):
     import time
 
     feed = {sessions["input"]: image_nchw}
-    fns = {k: _run(sessions[k], feed) for k in ("plain", "guarded", "hardened")}
+    fns = {k: _run(sessions[k], feed) for k in ("plain", "guarded", "hardened", "sanity")}
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -255,6 +256,12 @@ def test_guarded_activation_checks(benchmark, sessions, image_nchw, cpu_ms):
     assert "activation_range" in report.scores
     assert all(np.array_equal(a, b) for a, b in zip(outputs, sessions["plain"].run(None, feed)))
     benchmark(_run(sessions["guarded"], feed))
+
+
+def test_sanity_only_reference(benchmark, sessions, image_nchw, cpu_ms):
+    """The guarded session without a profile: what the activation checks add to is this row's overhead."""
+    _tag_cpu(benchmark, f"{sessions['name']} monitor with activation checks", "ours", cpu_ms["sanity"])
+    benchmark(_run(sessions["sanity"], {sessions["input"]: image_nchw}))
 
 
 def test_plain_for_restriction(benchmark, sessions, image_nchw, cpu_ms):
