@@ -271,18 +271,23 @@ class InferenceSession(_OrtSession):
         (without squeezers) gives the range of an unnormalized input."""
         n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
         nonfinite = np.zeros(n, dtype=np.int64)
+        out_of_range = np.zeros(n, dtype=np.int64)
+        spec = self.profile.input if self.profile is not None else None
+        ranged = (spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim > 0
+                  and x.size > 0 and x.dtype in (np.float32, np.uint8))
+        if ranged:  # a profile without squeezers still knows the input's range: one pass counts both
+            lo, hi = spec.range
+            checks = ops.sample_checks(x, lo=lo, hi=hi, grid=None)
+            nonfinite += checks.nonfinite
+            out_of_range = checks.out_of_range
         for value in feed.values():
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.size == 0:
+            if (ranged and value is x) or not isinstance(value, np.ndarray) or value.dtype.kind != "f" \
+                    or value.size == 0:
                 continue
             per_sample = value.ndim >= 1 and value.shape[0] == n
             counts = _nonfinite_counts(value if per_sample else value.reshape(1, -1))
             nonfinite += counts if per_sample else counts.sum()
-        spec = self.profile.input if self.profile is not None else None
-        if spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim:
-            # A profile without squeezers still knows the input's value range.
-            lo, hi = spec.range
-            return n, nonfinite, ops.sample_checks(x, lo=lo, hi=hi, grid=None).out_of_range
-        return n, nonfinite, np.zeros(n, dtype=np.int64)
+        return n, nonfinite, out_of_range
 
     # ---- detector ---------------------------------------------------------------------------------------
     def _workspace(self, x: np.ndarray, joint: bool) -> _Workspace:
