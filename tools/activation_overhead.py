@@ -55,6 +55,31 @@ def calibration_images(shape: tuple[int, ...], n: int = 12) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def reduce_max_per_sample(model, tensors):
+    """The alternative to per-channel GlobalMaxPool: ReduceMax over C, H, W (one value per sample)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    opset = next(i.version for i in out.graph.opset_import if i.domain in ("", "ai.onnx"))
+    parts = []
+    for i, t in enumerate(tensors):
+        name = f"rmax_sample_{i}"
+        if opset >= 18:
+            axes = f"rmax_axes_{i}"
+            out.graph.initializer.append(numpy_helper.from_array(np.array([1, 2, 3], np.int64), axes))
+            out.graph.node.append(helper.make_node("ReduceMax", [t, axes], [name], keepdims=1))
+        else:
+            out.graph.node.append(helper.make_node("ReduceMax", [t], [name], axes=[1, 2, 3], keepdims=1))
+        flat = f"rmax_flat_{i}"
+        out.graph.node.append(helper.make_node("Flatten", [name], [flat], axis=1))
+        parts.append(flat)
+    out.graph.node.append(helper.make_node("Concat", parts, ["rmax_all"], axis=1))
+    out.graph.output.append(helper.make_tensor_value_info("rmax_all", TensorProto.FLOAT, None))
+    return out
+
+
 def variants(model, profile, feed):
     name = model.graph.input[0].name
     plain = session(model)
@@ -66,6 +91,7 @@ def variants(model, profile, feed):
     expose_all = session(_expose(model, activation_tensors(model)))
     chosen = profile.monitor.tensors
     expose_chosen = session(_expose(model, chosen))
+    per_sample = session(reduce_max_per_sample(model, chosen))
 
     def host_reduce():
         values = expose_chosen.run(None, feed)[-len(chosen):]
@@ -77,6 +103,7 @@ def variants(model, profile, feed):
         "restriction (harden, every)": lambda: hard.run(None, feed),
         "restriction (harden, fused)": lambda: hard_fused.run(None, feed),
         f"monitor: in-graph max of {len(chosen)} chosen + check": lambda: guard.run(None, feed),
+        f"in-graph ReduceMax per sample of {len(chosen)} chosen": lambda: per_sample.run(None, feed),
         f"in-graph max of all {len(profile.tensors)}": lambda: all_max.run(None, feed),
         f"expose all {len(profile.tensors)}": lambda: expose_all.run(None, feed),
         f"expose {len(chosen)} chosen + host max": host_reduce,
