@@ -62,7 +62,7 @@ def reduce_max_per_sample(model, tensors):
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    opset = next(i.version for i in out.graph.opset_import if i.domain in ("", "ai.onnx"))
+    opset = next(i.version for i in out.opset_import if i.domain in ("", "ai.onnx"))
     parts = []
     for i, t in enumerate(tensors):
         name = f"rmax_sample_{i}"
