@@ -135,6 +135,11 @@ def _toposort(model: onnx.ModelProto) -> onnx.ModelProto:
 # ------------------------------------------------------------------------------------------------ statistics
 
 
+def top1(scores: np.ndarray) -> np.ndarray:
+    """Top-1 class per sample of a (N, classes...) score array (NaN ranks like NumPy's argmax)."""
+    return scores.reshape(len(scores), -1).argmax(axis=1)
+
+
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n (95% by default)."""
     if n == 0:
@@ -323,7 +328,7 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
     plain = _Runner(monitored, in_name, logits, acts.monitor.output_name if acts.monitor else None)
     x = _campaign_inputs(plain, data, labels, inputs)
     golden_logits, *rest = plain.run(x)
-    golden = golden_logits.argmax(axis=1)
+    golden = top1(golden_logits)
     golden_flags = _flags(acts, golden_logits, rest[0] if rest else None)
     kinds_out = []
     for kind in kinds:
@@ -355,7 +360,7 @@ def _with_monitor(model: onnx.ModelProto, acts: ActivationProfile) -> onnx.Model
 def _campaign_inputs(runner: _Runner, data: np.ndarray, labels: np.ndarray | None, m: int) -> np.ndarray:
     if labels is None:
         return np.ascontiguousarray(data[:m])
-    pred = runner.run(np.ascontiguousarray(data))[0].argmax(axis=1)
+    pred = top1(runner.run(np.ascontiguousarray(data))[0])
     correct = np.flatnonzero(pred == np.asarray(labels))
     if len(correct) == 0:
         raise ValueError("no input is classified correctly by the model; check the labels")
@@ -378,7 +383,7 @@ def _activation_campaign(monitored, hardened, acts, site_list, x, in_name, logit
         per_graph = []
         for runner in pair:
             outs = runner.run(x, [site], per_sample=no_fault)
-            per_graph.append((outs[0].argmax(axis=1), outs[-1]))
+            per_graph.append((top1(outs[0]), outs[-1]))
         golden_values[site] = per_graph
         sizes.append(per_graph[0][1][0].size)
     weights = np.asarray(sizes, np.float64) / np.sum(sizes)
@@ -392,13 +397,13 @@ def _activation_campaign(monitored, hardened, acts, site_list, x, in_name, logit
         site = site_list[site_idx]
         for element, bit in faults:
             results = []
-            for runner, (top1, values) in zip(runners[site], golden_values[site]):
+            for runner, (golden, values) in zip(runners[site], golden_values[site]):
                 shape = values.shape[1:]
                 index = np.unravel_index(element, shape)
                 flipped = flip_bit(values.reshape(len(values), -1)[:, element], bit)
                 feeds = _fault_feeds(runner.batched, index, flipped)
                 outs = runner.run(x, per_sample=feeds)
-                results.append((top1, outs))
+                results.append((golden, outs))
             tally.add(acts, results)
     return tally.result("activation", injections)
 
@@ -447,7 +452,7 @@ def _weight_campaign(monitored, hardened, acts, x, in_name, logits, injections, 
         w = weights[name]
         pair = (_Runner(weight_as_input(monitored, name), in_name, logits, plain_monitor(acts)),
                 _Runner(weight_as_input(hardened, name), in_name, logits, None))
-        goldens = [r.run(x, feeds={name: w})[0].argmax(axis=1) for r in pair]
+        goldens = [top1(r.run(x, feeds={name: w})[0]) for r in pair]
         for element, bit in faults:
             faulty = w.copy().reshape(-1)
             faulty[element] = flip_bit(faulty[element:element + 1], bit)[0]
@@ -464,9 +469,9 @@ class _Tally:
         self.silent = {"plain": 0, "restricted": 0}
 
     def add(self, acts: ActivationProfile, results) -> None:
-        for key, (top1, outs) in zip(("plain", "restricted"), results):
+        for key, (golden_top1, outs) in zip(("plain", "restricted"), results):
             logits = outs[0]
-            sdc = logits.argmax(axis=1) != top1
+            sdc = top1(logits) != golden_top1
             finite = np.all(np.isfinite(logits.reshape(len(logits), -1)), axis=1)
             self.sdc[key] += int(sdc.sum())
             self.silent[key] += int((sdc & finite).sum())
@@ -494,8 +499,8 @@ def _clean_metrics(result: CampaignResult, plain: _Runner, hardened: _Runner, ac
     if labels is not None:
         labels = np.asarray(labels)
         hard = hardened.run(np.ascontiguousarray(clean))[0]
-        result.accuracy_plain = Rate(int((outs[0].argmax(axis=1) == labels).sum()), len(labels))
-        result.accuracy_restricted = Rate(int((hard.argmax(axis=1) == labels).sum()), len(labels))
+        result.accuracy_plain = Rate(int((top1(outs[0]) == labels).sum()), len(labels))
+        result.accuracy_restricted = Rate(int((top1(hard) == labels).sum()), len(labels))
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
