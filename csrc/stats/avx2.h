@@ -115,17 +115,52 @@ struct RangeLanes {
     }
 };
 
+// Constant bounds: per-lane min / max instead of per-value excess, violators counted in 32-bit lanes
+// (subtracting all-ones masks; blocks of 2^26 values keep them far from wrapping). See avx512.h.
+struct RangeSpanLanes {
+    __m256 mn, mx, nan;
+    __m256i count;
+    RangeSpanLanes()
+        : mn(_mm256_set1_ps(INFINITY)), mx(_mm256_set1_ps(-INFINITY)), nan(_mm256_setzero_ps()),
+          count(_mm256_setzero_si256()) {}
+    void add(__m256 v, __m256 lo, __m256 hi) {
+        const __m256 bad = _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_NGE_UQ), _mm256_cmp_ps(v, hi, _CMP_NLE_UQ));
+        count = _mm256_sub_epi32(count, _mm256_castps_si256(bad));
+        mn = _mm256_min_ps(v, mn);
+        mx = _mm256_max_ps(v, mx);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+};
+
+inline int64_t lane_sum(__m256i v) {
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i *>(lanes), v);
+    int64_t sum = 0;
+    for (int32_t lane : lanes) sum += lane;
+    return sum;
+}
+
 inline void range_span(const float *x, size_t n, float lo, float hi, RangeAcc &acc) {
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    RangeLanes a, b;
+    __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a.add(_mm256_loadu_ps(x + i), vlo, vhi);
-        b.add(_mm256_loadu_ps(x + i + 8), vlo, vhi);
+    while (i + 16 <= n) {
+        const size_t end = n - i > (size_t(1) << 26) ? i + (size_t(1) << 26) : n;
+        RangeSpanLanes a, b;
+        for (; i + 16 <= end; i += 16) {
+            a.add(_mm256_loadu_ps(x + i), vlo, vhi);
+            b.add(_mm256_loadu_ps(x + i + 8), vlo, vhi);
+        }
+        acc.count += lane_sum(a.count) + lane_sum(b.count);
+        mn = _mm256_min_ps(mn, _mm256_min_ps(a.mn, b.mn));
+        mx = _mm256_max_ps(mx, _mm256_max_ps(a.mx, b.mx));
+        nan = _mm256_or_ps(nan, _mm256_or_ps(a.nan, b.nan));
     }
-    for (; i + 8 <= n; i += 8) a.add(_mm256_loadu_ps(x + i), vlo, vhi);
-    a.fold_into(acc);
-    b.fold_into(acc);
+    // Each candidate counts only when positive; NaN (an infinite bound minus the same infinity) is skipped.
+    const float below = lo - hmin(mn), above = hmax(mx) - hi;
+    acc.excess = below > acc.excess ? below : acc.excess;
+    acc.excess = above > acc.excess ? above : acc.excess;
+    acc.nan |= _mm256_movemask_ps(nan) != 0;
     for (; i < n; ++i) acc.add_scalar(x[i], lo, hi);
 }
 
@@ -151,9 +186,21 @@ inline void range_periodic(const float *x, size_t n, size_t block, const float *
 
 inline __m256 clamp_vec(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
 
+// In place, vectors the clamp leaves unchanged (bit for bit) are not stored: see avx512.h.
+inline bool unchanged(__m256 v, __m256 c) {
+    const __m256i same = _mm256_cmpeq_epi32(_mm256_castps_si256(c), _mm256_castps_si256(v));
+    return _mm256_movemask_epi8(same) == -1;
+}
+
 inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     size_t i = 0;
+    if (x == y) {
+        for (; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i), c = clamp_vec(v, vlo, vhi);
+            if (!unchanged(v, c)) _mm256_storeu_ps(y + i, c);
+        }
+    }
     for (; i + 16 <= n; i += 16) {
         const __m256 a = clamp_vec(_mm256_loadu_ps(x + i), vlo, vhi);
         const __m256 b = clamp_vec(_mm256_loadu_ps(x + i + 8), vlo, vhi);

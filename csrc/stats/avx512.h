@@ -186,9 +186,24 @@ inline void range_periodic(const float *x, size_t n, size_t block, const float *
 // maxps(lo, v) keeps v when v is NaN or equal to lo; minps(hi, t) likewise: np.clip exactly.
 inline __m512 clamp_vec(__m512 v, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
 
+// Stores the lanes of c (among k) that differ from v in any bit. In place, a clamp usually changes
+// nothing, and skipping those stores halves the memory traffic; an unchanged lane is v itself, bit for bit.
+inline void store_changed(float *y, __m512 v, __m512 c, __mmask16 k) {
+    const __mmask16 changed = _mm512_mask_cmpneq_epi32_mask(k, _mm512_castps_si512(c), _mm512_castps_si512(v));
+    if (changed) _mm512_mask_storeu_ps(y, changed, c);
+}
+
 inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     size_t i = 0;
+    if (x == y) {
+        for (; i < n; i += 16) {
+            const __mmask16 k = first_lanes(n - i);
+            const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+            store_changed(y + i, v, clamp_vec(v, vlo, vhi), k);
+        }
+        return;
+    }
     for (; i + 32 <= n; i += 32) {
         const __m512 a = clamp_vec(_mm512_loadu_ps(x + i), vlo, vhi);
         const __m512 b = clamp_vec(_mm512_loadu_ps(x + i + 16), vlo, vhi);
@@ -202,13 +217,17 @@ inline void clamp_span(const float *x, float *y, size_t n, float lo, float hi) {
 }
 
 inline void clamp_periodic(const float *x, float *y, size_t n, size_t block, const float *lo, const float *hi) {
+    const bool in_place = x == y;
     for (size_t base = 0; base < n; base += block) {
         const size_t len = n - base < block ? n - base : block;
         for (size_t j = 0; j < len; j += 16) {
             const __mmask16 k = first_lanes(len - j);
             const __m512 v = _mm512_maskz_loadu_ps(k, x + base + j);
-            _mm512_mask_storeu_ps(y + base + j, k,
-                                  clamp_vec(v, _mm512_maskz_loadu_ps(k, lo + j), _mm512_maskz_loadu_ps(k, hi + j)));
+            const __m512 c = clamp_vec(v, _mm512_maskz_loadu_ps(k, lo + j), _mm512_maskz_loadu_ps(k, hi + j));
+            if (in_place)
+                store_changed(y + base + j, v, c, k);
+            else
+                _mm512_mask_storeu_ps(y + base + j, k, c);
         }
     }
 }

@@ -122,6 +122,26 @@ TEST_CASE("stats variants match serial on every layout") {
         }
 }
 
+TEST_CASE("stats in-place clamp that changes only a few values") {
+    for (const StatsLayout &l : layouts()) {
+        const size_t total = l.samples * l.sample_size();
+        std::vector<float> x(total);
+        std::mt19937 rng(static_cast<uint32_t>(total));
+        for (auto &v : x) v = static_cast<float>(rng() % 1000) / 1000.0f; // inside [0, 1)
+        for (size_t k = 0; k < total / 97 + 1; ++k) x[rng() % total] = (k % 3 == 0) ? -5.0f : (k % 3 == 1 ? 7.0f : kNaN);
+        x[0] = -0.0f;
+        const std::vector<float> lo(l.channels, 0.0f), hi(l.channels, 1.0f);
+        std::vector<float> ref(total);
+        serial::clamp_f32(x.data(), ref.data(), l, lo.data(), hi.data());
+        for (Isa isa : supported_isas()) {
+            std::vector<float> y = x;
+            clamp_f32(y.data(), y.data(), l, lo.data(), hi.data(), isa);
+            INFO("isa=" << isa_name(isa) << " total=" << total);
+            CHECK(std::memcmp(y.data(), ref.data(), total * sizeof(float)) == 0);
+        }
+    }
+}
+
 TEST_CASE("stats range_check and clamp with infinite bounds") {
     const std::vector<float> x = activations(1000, 5, true);
     const float bounds[][2] = {{-kInf, 2.0f}, {-1.0f, kInf}, {-kInf, kInf}, {0.0f, 0.0f}};
