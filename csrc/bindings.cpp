@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bit_depth.h"
 #include "checks.h"
@@ -78,7 +79,7 @@ namespace median_binding {
 constexpr const char *doc = "2-D median (size 2, 3 or 5) over planes x height x width x channels (channels "
                             "interleaved), reflect borders, into out; returns False if float input has a NaN";
 
-// Filters x into out; returns False when float input contains a NaN (Python raises then).
+// Filters x into out (which may overlap x); returns False when float input contains a NaN.
 template <class T>
 bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, size_t width, size_t channels,
             int size, const std::string &isa) {
@@ -91,11 +92,15 @@ bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, si
     const T *src = input_ptr(x);
     T *dst = output_ptr(out);
     py::gil_scoped_release release;
+    std::vector<T> copy; // out overlapping x (e.g. in place): filter from a copy of the input
+    if (n != 0 && src < dst + n && dst < src + n) {
+        copy.assign(src, src + n);
+        src = copy.data();
+    }
     return median_filter(src, dst, planes, height, width, channels, size, chosen) == MedianStatus::ok;
 }
 
 } // namespace median_binding
-
 namespace nl_means_binding {
 
 // x and out are (N, H, W, C) uint8 with C = 1 (gray) or 3 (CIELAB); out may be x itself.

@@ -42,3 +42,39 @@ def clamp_f32(
     x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], samples: int, outer: int, channels: int,
     inner: int, lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], isa: str,
 ) -> None: ...
+
+# ---- median ----
+def median_filter_f32(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+def median_filter_u8(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+# ---- median (end) ----
+
+# ---- nl_means ----
+def nl_means_u8(
+    x: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint8],
+    search: int,
+    patch: int,
+    h: float,
+    h_color: float,
+    isa: str = "auto",
+) -> None:
+    """Non-local means on (N, H, W, C) uint8, C = 1 (gray) or 3 (CIELAB: L with h, ab with h_color)."""
+# ---- nl_means (end) ----
