@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import ops, squeezers  # noqa: E402
+from . import activations, faults, ops, squeezers  # noqa: E402
 from .calibrate import calibrate  # noqa: E402
 from .errors import (  # noqa: E402
     AdversarialInputError,
@@ -23,6 +23,7 @@ from .errors import (  # noqa: E402
     ModelError,
     ProfileError,
 )
+from .harden import harden  # noqa: E402
 from .patch import is_patched, patch, unpatch  # noqa: E402
 from .profile import GuardProfile  # noqa: E402
 from .report import GuardReport  # noqa: E402
@@ -31,7 +32,7 @@ from .session import InferenceSession  # noqa: E402
 __all__ = [
     "__version__", "ops", "squeezers", "calibrate", "GuardProfile", "GuardReport", "InferenceSession",
     "patch", "unpatch", "is_patched", "GuardError", "InputError", "ConfigError", "ProfileError", "ModelError",
-    "AdversarialInputError", "compile_guard", "build_guard_graph",
+    "AdversarialInputError", "compile_guard", "build_guard_graph", "harden", "activations", "faults",
 ]
 
 

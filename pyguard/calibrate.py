@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as _ort
 
 from . import __version__
+from . import activations as _activations
 from .errors import ConfigError, InputError, ModelError
 from .metrics import check_fpr, threshold_at_fpr
 from .profile import GuardProfile, InputSpec, model_sha256, now_iso
@@ -27,7 +28,9 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
               providers: Sequence[Any] | None = None, input_range: tuple[float, float] | None = None,
               normalization: tuple[Any, Any] | None = None, layout: str | None = None,
               sess_options: _ort.SessionOptions | None = None,
-              progress: Callable[[int, int | None], None] | None = None) -> GuardProfile:
+              progress: Callable[[int, int | None], None] | None = None,
+              activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
+              activation_fpr: float = 0.01, activation_budget: float | None = 0.01) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
     ``fpr`` of it.
 
@@ -44,12 +47,20 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
             squeezing then happens on the pixels, not on the normalized values.
         layout: ``"NCHW"``, ``"NHWC"`` or ``"NHW"``; inferred from the input's shape when omitted.
         progress: called as ``progress(samples_done, samples_total_or_None)`` after each batch.
+        activations: profile intermediate activations (see :mod:`pyguard.activations`): None (default) = the
+            outputs of activation operators when the model has any, True = required, False = skip, or a
+            list of tensor names. ``activation_preset``: ``"ranger"`` (observed max), ``"p99.9"``, ``"p90"``;
+            ``activation_fpr``: target false-flag rate of the activation check; ``activation_budget``: the
+            allowed overhead of the check as a fraction of plain inference time (default 0.01; None =
+            check every profiled tensor).
     """
     fpr = check_fpr(fpr)
     specs = [s.spec for s in parse_all(squeezers)]
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     model_bytes = _read_model(model)
+    if activations is not False and not isinstance(data, np.ndarray):
+        data = list(data)  # read twice: squeeze calibration, then activation profiling
     sess = InferenceSession(model_bytes, sess_options, providers)
     image = _image_input(sess, input_name, data)
     out_name = _class_output(sess, output_name)
@@ -95,10 +106,16 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         mean_distance = [float(np.mean(np.concatenate([b[i] for b in per_squeezer])))
                          for i in range(len(specs))]
         purifier = specs[int(np.argmin(mean_distance))]  # the squeezer that disturbs clean inputs least
+    try:  # ---- activations (issue 4) ----
+        acts = _activations.calibrate_hook(model_bytes, data, activations, preset=activation_preset,
+                                           fpr=activation_fpr, budget=activation_budget,
+                                           input_name=image.name, batch_size=batch_size)
+    except _activations.ActivationError as e:
+        raise ConfigError(str(e)) from e
     return GuardProfile(
         model_sha256=draft.model_sha256, input=spec, output_name=out_name, output_kind=kind, squeezers=specs,
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
-        score_quantiles=quantiles, versions=_versions(), created=now_iso())
+        score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

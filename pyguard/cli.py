@@ -1,4 +1,4 @@
-"""The ``pyguard`` command: demo, calibrate, check, bench, kernels (``pyguard COMMAND --help``)."""
+"""The ``pyguard`` command: demo, calibrate, check, bench, faults, kernels (``pyguard COMMAND --help``)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def cmd_calibrate(args) -> int:
             args.model, data, squeezers=_squeezer_list(args.squeezers), fpr=args.fpr,
             input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
             input_range=tuple(args.range) if args.range else None, normalization=normalization,
-            layout=args.layout, sess_options=_session_options(args.threads), progress=progress)
+            layout=args.layout, sess_options=_session_options(args.threads), progress=progress,
+            **_activation_options(args))
     profile.save(args.output)
     print(f"calibrated on {profile.n_calibration} samples: squeezers {', '.join(profile.squeezers)}, "
           f"threshold {profile.threshold:.6f} at fpr {profile.fpr}")
@@ -64,8 +65,24 @@ def cmd_calibrate(args) -> int:
     print(f"input {spec.name!r} {spec.layout} {spec.dtype} range {spec.range}"
           f"{' normalized' if spec.normalized else ''}; output {profile.output_name!r} "
           f"({profile.output_kind}); purifier {profile.purifier}")
+    if profile.activations is not None:
+        acts = profile.activations
+        watched = len(acts.monitor.tensors) if acts.monitor else 0
+        tolerance = f", tolerance {acts.monitor.tolerance:.4f} at fpr {acts.fpr}" if acts.monitor else ""
+        print(f"activations: {len(acts.tensors)} tensors profiled ({acts.preset}), {watched} checked at run "
+              f"time{tolerance}")
     print(f"profile written to {args.output}")
     return 0
+
+
+def _activation_options(args) -> dict:
+    # ---- activations (issue 4) ----
+    acts = args.activations
+    if args.activation_tensors:
+        acts = [t for t in (p.strip() for p in args.activation_tensors.split(",")) if t]
+    return {"activations": acts, "activation_preset": args.activation_preset,
+            "activation_fpr": args.activation_fpr,
+            "activation_budget": None if args.activation_budget < 0 else args.activation_budget}
 
 
 # ---- check -------------------------------------------------------------------------------------------------
@@ -233,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=64)
     c.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
     c.add_argument("-o", "--output", required=True, help="profile path to write")
+    c.add_argument("--activations", action=argparse.BooleanOptionalAction, default=None,
+                   help="profile activation ranges (default: when the model has activation operators)")
+    c.add_argument("--activation-tensors", default=None, help="comma-separated tensor names to profile")
+    c.add_argument("--activation-preset", default="ranger", choices=("ranger", "p99.9", "p90"))
+    c.add_argument("--activation-fpr", type=float, default=0.01,
+                   help="false-flag target of the activation check (default 0.01)")
+    c.add_argument("--activation-budget", type=float, default=0.01,
+                   help="allowed overhead of the activation check (default 0.01; -1 = check all)")
     c.set_defaults(fn=cmd_calibrate)
 
     k = sub.add_parser("check", help="check images against a profile (exit 1 if any is flagged)",
@@ -255,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=2.0, help="time budget per model (default 2)")
     b.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     b.set_defaults(fn=cmd_bench)
+
+    from .faults import add_cli_parser as _add_faults_parser  # ---- faults (issue 4) ----
+
+    _add_faults_parser(sub)
 
     # `kernels` hands all of its arguments (--help included) to pyguard.kernel_demo; see main().
     sub.add_parser("kernels", help="show every native kernel on a bundled photo (pyguard kernels --help)",

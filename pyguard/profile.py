@@ -18,7 +18,8 @@ FORMAT_VERSION = 1
 
 
 _REQUIRED = ("model_sha256", "output_name", "output_kind", "squeezers", "threshold", "fpr")
-_OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created")
+_OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created",
+             "activations")  # activations: pyguard.activations.ActivationProfile (issue 4)
 
 
 def model_sha256(model: str | os.PathLike | bytes) -> str:
@@ -71,9 +72,24 @@ class GuardProfile:
     score_quantiles: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    activations: Any = None  # ActivationProfile: activation ranges and monitor plan (pyguard.activations)
 
     def __post_init__(self) -> None:
+        self._activations_from_dict()
         self.validate()
+
+    def _activations_from_dict(self) -> None:
+        # ---- activations (issue 4) ----
+        from .activations import ActivationProfile
+
+        if isinstance(self.activations, dict):
+            try:
+                self.activations = ActivationProfile.from_dict(self.activations)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProfileError(f"malformed activation ranges in profile: {type(e).__name__}: {e}") from e
+        elif self.activations is not None and not isinstance(self.activations, ActivationProfile):
+            raise ProfileError("activations must be an ActivationProfile, got "
+                               f"{type(self.activations).__name__}")
 
     # ---- validation -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -117,6 +133,7 @@ class GuardProfile:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input"]["range"] = list(self.input.range)
+        d["activations"] = None if self.activations is None else self.activations.to_dict()
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **d}
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as _ort
 
+from . import activations as _activations
 from . import ops
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
@@ -128,6 +129,13 @@ class InferenceSession(_OrtSession):
         action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
+        restrict_activations: clamp every profiled activation to its clean range (Ranger, see
+            :func:`pyguard.harden`); ``"fused"`` clamps only where onnxruntime fuses the clamp into the
+            convolution (no extra cost). Needs a profile calibrated with ``activations``. Outputs then differ
+            from onnxruntime's wherever an activation left its range, which is the point.
+
+    A profile with activation ranges also checks the monitored activations on every run (one small extra
+    model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.
 
     Every ``run`` first checks the feed against the model (unknown or missing input names, dtype, rank,
     fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
@@ -138,7 +146,7 @@ class InferenceSession(_OrtSession):
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 **kwargs) -> None:
+                 restrict_activations: bool | str = False, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
@@ -150,6 +158,10 @@ class InferenceSession(_OrtSession):
                 profile.check_model(model_sha256(path_or_bytes))
             except OSError as e:
                 raise ModelError(f"cannot read model {path_or_bytes!r}: {e}") from e
+        try:  # ---- activations (issue 4): the hardened and/or instrumented model ----
+            path_or_bytes = _activations.session_model(path_or_bytes, profile, restrict_activations)
+        except _activations.ActivationError as e:
+            raise ConfigError(str(e)) from e
         try:
             super().__init__(path_or_bytes, sess_options, providers, provider_options, **kwargs)
         except Exception as e:
@@ -165,6 +177,7 @@ class InferenceSession(_OrtSession):
         self._local = threading.local()
         self._inputs = {a.name: _InputMeta(a) for a in self.get_inputs()}
         self._optional = {a.name for a in self.get_overridable_initializers()}
+        self._activations = _activations.SessionActivations.create(profile)
         self._output_names = [o.name for o in self.get_outputs()]
         self._output_set = frozenset(self._output_names)
         self._detector = None
@@ -186,6 +199,12 @@ class InferenceSession(_OrtSession):
             outputs_dynamic = all(o.shape and _is_dynamic(o.shape[0]) for o in self.get_outputs())
             dynamic = bool(meta.shape) and _is_dynamic(meta.shape[0]) and outputs_dynamic
             self._detector = _Detector(profile, meta, dynamic)
+
+    def get_outputs(self):
+        """The model's outputs, as onnxruntime lists them (the activation monitor's output is hidden)."""
+        outputs = _OrtSession.get_outputs(self)
+        acts = getattr(self, "_activations", None)
+        return outputs if acts is None else [o for o in outputs if o.name != acts.output_name]
 
     @property
     def last_report(self) -> GuardReport | None:
@@ -210,6 +229,8 @@ class InferenceSession(_OrtSession):
         else:
             names = self._output_names
         self._check_feed(input_feed)
+        if self._activations is not None:  # a new list: names may be self._output_names
+            names = [*names, self._activations.output_name]
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
         if self._detector is None:
@@ -221,6 +242,8 @@ class InferenceSession(_OrtSession):
             report = self._report(n, nonfinite, out_of_range, None, {}, timings)
         else:
             outputs, report = self._detect(names, input_feed, x, run_options, timings)
+        if self._activations is not None:
+            self._activations.apply(report, outputs.pop())
         timings["total"] = _ms(t0)
         self._local.report = report
         if self.action == "reject" and report.any_flagged:
@@ -248,18 +271,23 @@ class InferenceSession(_OrtSession):
         (without squeezers) gives the range of an unnormalized input."""
         n = x.shape[0] if isinstance(x, np.ndarray) and x.ndim else 1
         nonfinite = np.zeros(n, dtype=np.int64)
+        out_of_range = np.zeros(n, dtype=np.int64)
+        spec = self.profile.input if self.profile is not None else None
+        ranged = (spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim > 0
+                  and x.size > 0 and x.dtype in (np.float32, np.uint8))
+        if ranged:  # a profile without squeezers still knows the input's range: one pass counts both
+            lo, hi = spec.range
+            checks = ops.sample_checks(x, lo=lo, hi=hi, grid=None)
+            nonfinite += checks.nonfinite
+            out_of_range = checks.out_of_range
         for value in feed.values():
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.size == 0:
+            if (ranged and value is x) or not isinstance(value, np.ndarray) or value.dtype.kind != "f" \
+                    or value.size == 0:
                 continue
             per_sample = value.ndim >= 1 and value.shape[0] == n
             counts = _nonfinite_counts(value if per_sample else value.reshape(1, -1))
             nonfinite += counts if per_sample else counts.sum()
-        spec = self.profile.input if self.profile is not None else None
-        if spec is not None and not spec.normalized and isinstance(x, np.ndarray) and x.ndim:
-            # A profile without squeezers still knows the input's value range.
-            lo, hi = spec.range
-            return n, nonfinite, ops.sample_checks(x, lo=lo, hi=hi, grid=None).out_of_range
-        return n, nonfinite, np.zeros(n, dtype=np.int64)
+        return n, nonfinite, out_of_range
 
     # ---- detector ---------------------------------------------------------------------------------------
     def _workspace(self, x: np.ndarray, joint: bool) -> _Workspace:
