@@ -13,10 +13,10 @@ the identity: BPDA / straight-through (Athalye, Carlini, Wagner 2018). ``ranges`
 outside profiled per-tensor bounds (Ranger-style activation checks), normalized by each tensor's range,
 when bounds are given or the profile carries them.
 
-Per image the attack returns the iterate that is misclassified and below the threshold with the lowest
-score, else the misclassified iterate with the lowest score, else the last one. The non-adaptive
-baseline with the same budget is :func:`pyguard.eval.whitebox.pgd_linf` with the same ``eps``, ``step``,
-``steps`` (see :func:`non_adaptive`).
+Per image the attack returns the iterate that is misclassified, below the threshold and (with bounds)
+inside the activation ranges with the lowest score, else the misclassified iterate with the lowest score,
+else the iterate with the lowest score. The non-adaptive baseline with the same budget is
+:func:`pyguard.eval.whitebox.pgd_linf` with the same ``eps``, ``step``, ``steps`` (see :func:`non_adaptive`).
 """
 
 from __future__ import annotations
@@ -118,13 +118,14 @@ def activation_bounds(profile) -> dict[str, tuple[float, float]]:
 
 
 def range_penalty(acts: dict, bounds: dict[str, tuple[float, float]]):
-    """Sum over tensors of the mean excess outside [lo, hi], relative to hi - lo, per sample."""
+    """Per sample, the sum over tensors of how far the tensor's max (min) lies above hi (below lo), relative
+    to hi - lo: what a max-based range check (Ranger) looks at."""
     torch = _torch()
     total = None
     for name, (lo, hi) in bounds.items():
         t = acts[name].flatten(1)
         scale = max(hi - lo, 1e-6)
-        excess = (torch.relu(t - hi) + torch.relu(lo - t)).mean(dim=1) / scale
+        excess = (torch.relu(t.amax(dim=1) - hi) + torch.relu(lo - t.amin(dim=1))) / scale
         total = excess if total is None else total + excess
     return total
 
@@ -180,6 +181,8 @@ def adaptive_pgd(model, x: np.ndarray, y: np.ndarray, profile, *, eps: float = 0
         with torch.no_grad():
             wrong = outputs.flatten(1).argmax(1) != yt
             evading = wrong & (score <= detector.threshold)
+            if bounds:
+                evading &= range_penalty(env, bounds) <= 0
             rank = torch.where(evading, 0.0, torch.where(wrong, 1.0, 2.0)) + score.clamp(0, 2) / 4
             improved = rank < best_rank
             best[improved] = x_adv.detach()[improved]
