@@ -216,6 +216,8 @@ def cmd_eval(args) -> int:
     from .eval.suite import DEFAULT_ATTACKS, EvalSettings, run_evaluation
 
     attacks = _squeezer_list(args.attacks) if args.attacks else list(DEFAULT_ATTACKS)
+    if attacks == ["none"]:  # only the bundled attacks of --demo
+        attacks = []
     settings = EvalSettings(eps=args.eps, l2_eps=args.l2_eps, max_queries=args.queries, seed=args.seed,
                             chunk_size=args.chunk_size, backend=args.backend, limit=args.limit,
                             adaptive_eps=_float_list(args.adaptive_eps), pgd_steps=args.steps,
@@ -345,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="integer labels, .npy")
     e.add_argument("--attacks", default=None,
                    help="comma-separated, default all: square_linf,square_l2,simba_pixel,simba_dct "
-                        "(black-box), fgsm,pgd,adaptive (white-box, need torch)")
+                        "(black-box), fgsm,pgd,adaptive (white-box, need torch); 'none' with --demo "
+                        "evaluates the demo's bundled attacks only")
     e.add_argument("--eps", type=float, default=0.3, help="L-inf radius in input units (default 0.3)")
     e.add_argument("--l2-eps", type=float, default=3.0, help="L2 radius of square_l2 (default 3.0)")
     e.add_argument("--queries", type=int, default=1000, help="query budget per image (default 1000)")

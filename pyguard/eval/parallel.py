@@ -11,6 +11,7 @@ local one (``ray.init(num_cpus=...)``); connect to a cluster first with ``ray.in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,10 +56,18 @@ def _ray():
     return ray
 
 
+def worker_env() -> dict:
+    """Ray runtime_env making this pyguard importable in local workers (also when run from a checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
 def _map_ray(fn, bounds: Sequence[tuple[int, int]], shared: dict, progress, num_cpus) -> list[Any]:
     ray = _ray()
     if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 runtime_env=worker_env())
     remote = ray.remote(num_cpus=1)(fn)
     refs = {name: ray.put(value) for name, value in shared.items()}
     futures = [remote.remote(start, stop, **refs) for start, stop in bounds]
@@ -72,4 +81,4 @@ def _map_ray(fn, bounds: Sequence[tuple[int, int]], shared: dict, progress, num_
     return ray.get(futures)
 
 
-__all__ = ["map_chunks", "chunk_bounds", "BACKENDS"]
+__all__ = ["map_chunks", "chunk_bounds", "worker_env", "BACKENDS"]
