@@ -9,9 +9,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bit_depth.h"
 #include "checks.h"
+#include "stats.h"
 #include "isa.h"
 #include "median.h"
 #include "nl_means.h"
@@ -55,6 +57,21 @@ void require_outputs(size_t samples, const carray<int64_t> &a, const carray<int6
 
 } // namespace checks_binding
 
+namespace stats_binding {
+
+StatsLayout layout(size_t samples, size_t outer, size_t channels, size_t inner, size_t size) {
+    const StatsLayout l{samples, outer, channels, inner};
+    if (l.samples == 0 || l.sample_size() == 0 || l.samples * l.sample_size() != size)
+        throw std::invalid_argument("layout does not match the array size");
+    return l;
+}
+
+void require_size(size_t have, size_t want, const char *what) {
+    if (have != want) throw std::invalid_argument(std::string(what) + " has the wrong number of values");
+}
+
+} // namespace stats_binding
+
 // ---- family sections: each kernel family registers its functions in its own block below ----
 
 namespace median_binding {
@@ -62,7 +79,7 @@ namespace median_binding {
 constexpr const char *doc = "2-D median (size 2, 3 or 5) over planes x height x width x channels (channels "
                             "interleaved), reflect borders, into out; returns False if float input has a NaN";
 
-// Filters x into out; returns False when float input contains a NaN (Python raises then).
+// Filters x into out (which may overlap x); returns False when float input contains a NaN.
 template <class T>
 bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, size_t width, size_t channels,
             int size, const std::string &isa) {
@@ -75,6 +92,11 @@ bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, si
     const T *src = input_ptr(x);
     T *dst = output_ptr(out);
     py::gil_scoped_release release;
+    std::vector<T> copy; // out overlapping x (e.g. in place): filter from a copy of the input
+    if (n != 0 && src < dst + n && dst < src + n) {
+        copy.assign(src, src + n);
+        src = copy.data();
+    }
     return median_filter(src, dst, planes, height, width, channels, size, chosen) == MedianStatus::ok;
 }
 
@@ -174,6 +196,53 @@ PYBIND11_MODULE(_core, m) {
     // ---- checks (end) ----
 
     // ---- stats (begin) ----
+    m.def(
+        "minmax_f32",
+        [](const carray<float> &x, size_t samples, size_t outer, size_t channels, size_t inner, carray<float> &mins,
+           carray<float> &maxs, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(mins), samples * channels, "mins");
+            stats_binding::require_size(count(maxs), samples * channels, "maxs");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            minmax_f32(input_ptr(x), l, output_ptr(mins), output_ptr(maxs), chosen);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("outer"), py::arg("channels"), py::arg("inner"),
+        py::arg("mins").noconvert(), py::arg("maxs").noconvert(), py::arg("isa"),
+        "Per (sample, channel) min and max of x viewed as (samples, outer, channels, inner)");
+    m.def(
+        "range_check_f32",
+        [](const carray<float> &x, size_t samples, size_t outer, size_t channels, size_t inner, const carray<float> &lo,
+           const carray<float> &hi, carray<int64_t> &counts, carray<float> &max_excess, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(lo), channels, "lo");
+            stats_binding::require_size(count(hi), channels, "hi");
+            stats_binding::require_size(count(counts), samples, "counts");
+            stats_binding::require_size(count(max_excess), samples, "max_excess");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            range_check_f32(input_ptr(x), l, input_ptr(lo), input_ptr(hi), output_ptr(counts), output_ptr(max_excess),
+                            chosen);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("outer"), py::arg("channels"), py::arg("inner"),
+        py::arg("lo").noconvert(), py::arg("hi").noconvert(), py::arg("counts").noconvert(),
+        py::arg("max_excess").noconvert(), py::arg("isa"),
+        "Per-sample count of values outside [lo, hi] (per-channel bounds) and their largest excess");
+    m.def(
+        "clamp_f32",
+        [](const carray<float> &x, carray<float> &out, size_t samples, size_t outer, size_t channels, size_t inner,
+           const carray<float> &lo, const carray<float> &hi, const std::string &isa) {
+            const StatsLayout l = stats_binding::layout(samples, outer, channels, inner, count(x));
+            stats_binding::require_size(count(out), count(x), "out");
+            stats_binding::require_size(count(lo), channels, "lo");
+            stats_binding::require_size(count(hi), channels, "hi");
+            const Isa chosen = parse_isa(isa);
+            py::gil_scoped_release release;
+            clamp_f32(input_ptr(x), output_ptr(out), l, input_ptr(lo), input_ptr(hi), chosen);
+        },
+        py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("samples"), py::arg("outer"),
+        py::arg("channels"), py::arg("inner"), py::arg("lo").noconvert(), py::arg("hi").noconvert(), py::arg("isa"),
+        "np.clip with per-channel bounds into out (may be x)");
     // ---- stats (end) ----
 
     // ---- median (begin) ----

@@ -1,5 +1,6 @@
 // Median filter family: 2-D median over H and W with a 2x2, 3x3 or 5x5 window, float32 and uint8,
-// matching scipy.ndimage.median_filter(mode="reflect") bit for bit. See median/README.md.
+// matching scipy.ndimage.median_filter(mode="reflect") bit for bit (floats ranked by IEEE totalOrder, so
+// only the sign of a zero median can differ from SciPy). See median/README.md.
 #pragma once
 
 #include <cstddef>
@@ -42,7 +43,8 @@ MedianStatus median_filter(const T *x, T *y, size_t planes, size_t height, size_
                                                          " is not supported on this CPU or build");
     if (planes == 0 || height == 0 || width == 0 || channels == 0) return MedianStatus::ok;
     if (isa == Isa::serial) return median_serial::filter(x, y, planes, height, width, channels, size);
-    std::vector<T> scratch(median_detail::scratch_elems(width, channels, size));
+    using K = typename median_detail::KeyOf<T>::type;
+    std::vector<unsigned char> scratch(median_detail::ScratchLayout(width, channels, size, sizeof(K), sizeof(T)).total);
     switch (isa) {
 #if PYGUARD_X86
     case Isa::avx2:

@@ -16,3 +16,65 @@ def bit_depth_f32(
     x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], bits: int, lo: float, hi: float, isa: str
 ) -> None: ...
 def bit_depth_u8(x: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8], bits: int, isa: str) -> None: ...
+
+# ---- checks ----
+def sample_checks_f32(
+    x: npt.NDArray[np.float32], samples: int, lo: float, hi: float, grid: bool, scale: float,
+    nonfinite: npt.NDArray[np.int64], out_of_range: npt.NDArray[np.int64], off_grid: npt.NDArray[np.int64],
+    isa: str,
+) -> None: ...
+def sample_checks_u8(
+    x: npt.NDArray[np.uint8], samples: int, lo: int, hi: int, nonfinite: npt.NDArray[np.int64],
+    out_of_range: npt.NDArray[np.int64], off_grid: npt.NDArray[np.int64], isa: str,
+) -> None: ...
+
+# ---- stats ----
+def minmax_f32(
+    x: npt.NDArray[np.float32], samples: int, outer: int, channels: int, inner: int,
+    mins: npt.NDArray[np.float32], maxs: npt.NDArray[np.float32], isa: str,
+) -> None: ...
+def range_check_f32(
+    x: npt.NDArray[np.float32], samples: int, outer: int, channels: int, inner: int,
+    lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], counts: npt.NDArray[np.int64],
+    max_excess: npt.NDArray[np.float32], isa: str,
+) -> None: ...
+def clamp_f32(
+    x: npt.NDArray[np.float32], out: npt.NDArray[np.float32], samples: int, outer: int, channels: int,
+    inner: int, lo: npt.NDArray[np.float32], hi: npt.NDArray[np.float32], isa: str,
+) -> None: ...
+
+# ---- median ----
+def median_filter_f32(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+def median_filter_u8(
+    x: np.ndarray,
+    out: np.ndarray,
+    planes: int,
+    height: int,
+    width: int,
+    channels: int,
+    size: int,
+    isa: str = ...,
+) -> bool: ...
+# ---- median (end) ----
+
+# ---- nl_means ----
+def nl_means_u8(
+    x: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint8],
+    search: int,
+    patch: int,
+    h: float,
+    h_color: float,
+    isa: str = "auto",
+) -> None:
+    """Non-local means on (N, H, W, C) uint8, C = 1 (gray) or 3 (CIELAB: L with h, ab with h_color)."""
+# ---- nl_means (end) ----

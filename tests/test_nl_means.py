@@ -41,7 +41,10 @@ def test_matches_cv2_colored_on_real_photos(photos, name, search, patch, h):
     assert np.array_equal(got, expected)  # the integer arithmetic is OpenCV's, so it is exact here
 
 
-@pytest.mark.parametrize("search, patch, h", [*PAPER_CONFIGS, (7, 5, 10.0), (21, 7, 3.0)])
+OTHER_CONFIGS = [(7, 5, 10.0), (21, 7, 3.0), (5, 9, 25.0), (35, 1, 6.0)]  # incl. the two-pass patch path
+
+
+@pytest.mark.parametrize("search, patch, h", PAPER_CONFIGS + OTHER_CONFIGS)
 def test_every_isa_matches_cv2(photos, isa, search, patch, h):
     img = crop(photos["coffee"], 61, 83)
     gray = crop(photos["camera"], 47, 70)
@@ -64,6 +67,15 @@ def test_separate_color_strength(photos):
     assert not np.array_equal(got, ops.nl_means(img, search=9, patch=3, h=3.0))
 
 
+@pytest.mark.parametrize("h", [1e-30, 0.05, 150.0, 1e30])
+def test_extreme_strengths(photos, h):
+    """Tiny h keeps only identical patches (h*h underflows in float, as in OpenCV); huge h averages."""
+    img = crop(photos["coffee"], 40, 50)
+    assert np.array_equal(ops.nl_means(img, h=h), cv2_nlm(img, 11, 3, h))
+    gray = np.ascontiguousarray(img[..., 1])
+    assert np.array_equal(ops.nl_means(gray, h=h, layout="HW"), cv2_nlm(gray, 11, 3, h))
+
+
 def test_grayscale_photo_and_single_channel_layouts(photos):
     gray = crop(photos["camera"], 224, 224)
     expected = cv2_nlm(gray, 11, 3, 4.0)
@@ -79,8 +91,9 @@ def test_odd_and_tiny_sizes(photos, size):
     """Images smaller than the search window use OpenCV's repeated reflection of the border."""
     img = crop(photos["astronaut"], *size)
     for search, patch, h in PAPER_CONFIGS:
-        got = ops.nl_means(img, search=search, patch=patch, h=h)
-        assert np.array_equal(got, cv2_nlm(img, search, patch, h))
+        got, expected = ops.nl_means(img, search=search, patch=patch, h=h), cv2_nlm(img, search, patch, h)
+        assert psnr(got, expected) >= 40.0
+        assert np.array_equal(got, expected)
         gray = np.ascontiguousarray(img[..., 0])
         got_gray = ops.nl_means(gray, search=search, patch=patch, h=h, layout="HW")
         assert np.array_equal(got_gray, cv2_nlm(gray, search, patch, h))
@@ -166,6 +179,7 @@ def test_input_is_not_modified(photos):
         (np.zeros((8, 8, 2), np.uint8), {}, ValueError),
         (np.zeros((8, 8, 4), np.uint8), {}, ValueError),
         (np.zeros((4, 8, 8), np.uint8), {"layout": "CHW"}, ValueError),
+        (np.zeros((1, 2, 8, 8), np.float32), {"layout": "NCHW"}, ValueError),
         (np.zeros((0, 8, 3), np.uint8), {}, ValueError),
         (np.zeros((2, 0, 8, 3), np.uint8), {"layout": "NHWC"}, ValueError),
         (np.zeros((8, 8), np.uint8), {}, ValueError),  # 2-D needs layout="HW"
@@ -196,6 +210,12 @@ def test_input_is_not_modified(photos):
 def test_bad_input(x, kwargs, error):
     with pytest.raises(error):
         ops.nl_means(x, **kwargs)
+
+
+@pytest.mark.parametrize("shape, layout", [((8, 8, 2), "HWC"), ((4, 8, 8), "CHW"), ((2, 4, 8, 8), "NCHW")])
+def test_channel_count_error_names_the_problem(shape, layout):
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        ops.nl_means(np.zeros(shape, np.uint8), layout=layout)
 
 
 def test_unsupported_isa_is_refused():

@@ -7,6 +7,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push // GCC 12 flags the intrinsics' own _mm512_undefined_* placeholders
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {

@@ -14,7 +14,17 @@ using namespace pyguard;
 
 namespace {
 
-// Independent reference: sort every window (reflected indices) and take rank floor(n/2).
+// Independent reference: sort every window (reflected indices) by IEEE totalOrder (-0.0 < +0.0, as the
+// kernels rank) and take rank floor(n/2).
+template <class T> bool total_less(T a, T b) {
+    if constexpr (std::is_same<T, float>::value) {
+        if (a == b) return std::signbit(a) && !std::signbit(b); // only -0.0 vs +0.0 differ
+        return a < b;
+    } else {
+        return a < b;
+    }
+}
+
 template <class T>
 std::vector<T> brute_force(const std::vector<T> &x, size_t planes, size_t h, size_t w, size_t c, int k) {
     std::vector<T> y(x.size());
@@ -31,18 +41,19 @@ std::vector<T> brute_force(const std::vector<T> &x, size_t planes, size_t h, siz
                             size_t sj = median_detail::reflect(static_cast<ptrdiff_t>(j) + first + s, w);
                             window.push_back(x[((p * h + si) * w + sj) * c + ch]);
                         }
-                    std::sort(window.begin(), window.end());
+                    std::sort(window.begin(), window.end(), total_less<T>);
                     y[((p * h + i) * w + j) * c + ch] = window[window.size() / 2];
                 }
     return y;
 }
 
-template <class T> std::vector<T> random_data(size_t n, std::mt19937 &rng, int distinct) {
+// Floats are shifted by `offset`: 0 keeps them non-negative (the raw-bits fast path), -20 mixes signs.
+template <class T> std::vector<T> sample_data(size_t n, std::mt19937 &rng, int distinct, float offset = -20.0f) {
     std::uniform_int_distribution<int> dist(0, distinct - 1);
     std::vector<T> x(n);
     for (auto &v : x) {
         int d = dist(rng);
-        if constexpr (std::is_same<T, float>::value) v = static_cast<float>(d) * 0.37f - 20.0f;
+        if constexpr (std::is_same<T, float>::value) v = static_cast<float>(d) * 0.37f + offset;
         else v = static_cast<T>(d * 255 / std::max(1, distinct - 1));
     }
     return x;
@@ -64,13 +75,13 @@ template <class T> std::vector<T> run(const std::vector<T> &x, size_t planes, si
 struct Shape { size_t planes, h, w, c; };
 const Shape kShapes[] = {{1, 1, 1, 1}, {1, 1, 7, 1},  {1, 7, 1, 1},  {2, 2, 3, 1},  {1, 7, 5, 1},  {1, 5, 7, 3},
                          {3, 4, 4, 3}, {1, 9, 33, 1}, {2, 3, 17, 2}, {1, 6, 70, 1}, {1, 5, 23, 3}, {1, 33, 40, 4},
-                         {1, 2, 129, 1}, {1, 13, 67, 3}};
+                         {1, 2, 129, 1}, {1, 13, 67, 3}, {1, 5, 2, 1},  {2, 3, 2, 3},  {1, 1, 2, 1},  {1, 4, 100, 1}};
 
-template <class T> void check_all_variants(int distinct, unsigned seed) {
+template <class T> void check_all_variants(int distinct, unsigned seed, float offset = -20.0f) {
     std::mt19937 rng(seed);
     for (const Shape &s : kShapes)
         for (int k : {2, 3, 5}) {
-            auto x = random_data<T>(s.planes * s.h * s.w * s.c, rng, distinct);
+            auto x = sample_data<T>(s.planes * s.h * s.w * s.c, rng, distinct, offset);
             auto expect = brute_force(x, s.planes, s.h, s.w, s.c, k);
             for (Isa isa : supported_isas()) {
                 CAPTURE(isa_name(isa));
@@ -89,6 +100,25 @@ template <class T> void check_all_variants(int distinct, unsigned seed) {
 TEST_CASE("median matches a sort-based reference on every variant (float32)") {
     check_all_variants<float>(1000, 1);
     check_all_variants<float>(3, 2); // many duplicates
+    check_all_variants<float>(1000, 5, 0.0f); // non-negative: ranked by raw bits
+    check_all_variants<float>(4, 6, 0.0f);
+}
+
+TEST_CASE("one negative value or -0.0 anywhere sends floats from raw bits back to keys") {
+    std::mt19937 rng(7);
+    const float unusual[] = {-1.0f, -0.0f, -std::numeric_limits<float>::infinity()};
+    for (int k : {2, 3, 5})
+        for (float u : unusual)
+            for (size_t pos : {size_t(0), size_t(40), size_t(2 * 9 * 21 - 1)}) {
+                auto x = sample_data<float>(2 * 9 * 21, rng, 50, 0.0f);
+                x[pos] = u;
+                auto expect = brute_force(x, 2, 9, 21, 1, k);
+                for (Isa isa : supported_isas()) {
+                    CAPTURE(isa_name(isa));
+                    CAPTURE(pos);
+                    CHECK(same_bits(run(x, 2, 9, 21, 1, k, isa), expect));
+                }
+            }
 }
 
 TEST_CASE("median matches a sort-based reference on every variant (uint8)") {
@@ -96,7 +126,7 @@ TEST_CASE("median matches a sort-based reference on every variant (uint8)") {
     check_all_variants<uint8_t>(2, 4);
 }
 
-TEST_CASE("median handles infinities and signed zeros identically on every variant") {
+TEST_CASE("median ranks infinities and signed zeros by totalOrder on every variant") {
     std::mt19937 rng(5);
     const float inf = std::numeric_limits<float>::infinity();
     const float specials[] = {inf, -inf, 0.0f, -0.0f, 1.0f, -1.0f, std::numeric_limits<float>::max(),
@@ -105,12 +135,10 @@ TEST_CASE("median handles infinities and signed zeros identically on every varia
     for (int k : {2, 3, 5}) {
         std::vector<float> x(3 * 11 * 37);
         for (auto &v : x) v = specials[pick(rng)];
-        auto serial = run(x, 3, 11, 37, 1, k, Isa::serial);
         auto expect = brute_force(x, 3, 11, 37, 1, k);
-        for (size_t i = 0; i < x.size(); ++i) CHECK(serial[i] == expect[i]); // -0.0 == 0.0 as values
         for (Isa isa : supported_isas()) {
             CAPTURE(isa_name(isa));
-            CHECK(same_bits(run(x, 3, 11, 37, 1, k, isa), serial));
+            CHECK(same_bits(run(x, 3, 11, 37, 1, k, isa), expect));
         }
     }
 }

@@ -100,7 +100,7 @@ TEST_CASE("nl_means: serial equals the brute-force definition") {
     const Case cases[] = {
         {1, 9, 11, 1, 5, 3, 10.0f, 10.0f}, {1, 13, 7, 3, 7, 3, 12.0f, 8.0f}, {2, 6, 5, 3, 3, 1, 20.0f, 30.0f},
         {1, 5, 19, 1, 7, 5, 25.0f, 25.0f}, {1, 1, 1, 3, 11, 3, 4.0f, 4.0f},   {1, 2, 3, 1, 13, 3, 2.0f, 2.0f},
-        {1, 3, 2, 3, 11, 7, 30.0f, 40.0f}, {1, 21, 40, 3, 5, 3, 6.0f, 6.0f},
+        {1, 3, 2, 3, 11, 7, 30.0f, 40.0f}, {1, 21, 40, 3, 5, 3, 6.0f, 6.0f},  {1, 19, 23, 3, 21, 9, 9.0f, 9.0f},
     };
     uint32_t seed = 1;
     for (const Case &c : cases) {
@@ -127,6 +127,8 @@ TEST_CASE("nl_means: every supported ISA equals serial exactly") {
         {1, 17, 400, 3, 5, 3, 7.0f, 9.0f},   {1, 23, 31, 1, 7, 5, 15.0f, 15.0f}, {1, 9, 17, 3, 3, 1, 1.0f, 50.0f},
         {1, 1, 1, 3, 11, 3, 4.0f, 4.0f},     {1, 2, 3, 1, 13, 3, 2.0f, 2.0f},    {1, 7, 5, 3, 11, 3, 4.0f, 4.0f},
         {1, 16, 16, 3, 21, 7, 80.0f, 120.0f}, {1, 18, 33, 1, 9, 3, 0.3f, 0.3f},
+        // Patches wider than the look-ahead block (two-pass path) and offsets taller than the last tile.
+        {1, 21, 30, 3, 7, 9, 20.0f, 20.0f},   {1, 12, 45, 1, 5, 11, 30.0f, 30.0f}, {1, 37, 41, 3, 21, 3, 5.0f, 5.0f},
     };
     uint32_t seed = 7;
     for (const Case &c : cases) {
@@ -174,9 +176,14 @@ TEST_CASE("nl_means: weight table follows OpenCV's construction") {
     CHECK(table.shift == 4);                                  // 9 -> 16
     CHECK(table.weights[0] == table.fixed_point_mult);        // identical patches get the full weight
     CHECK(table.weights[table.cap] == 0);                     // cut after the first dropped weight
-    for (size_t i = 1; i < table.weights.size(); ++i) CHECK(table.weights[i] <= table.weights[i - 1]);
+    CHECK(table.weights.size() % 128 == 0);
+    for (size_t i = 1; i <= table.cap; ++i) CHECK(table.weights[i] <= table.weights[i - 1]);
+    const auto tiny = nl_means_detail::make_weight_table(11, 3, 1e-30f, 2); // h*h underflows to 0 in float
+    CHECK(tiny.weights[0] == tiny.fixed_point_mult);
+    CHECK(tiny.cap == 1);
     const auto wide = nl_means_detail::make_weight_table(3, 1, 1000.0f, 2); // no weight is dropped
-    CHECK(wide.weights.size() == 255u * 255u * 2u + 1u);
+    CHECK(wide.cap == 255u * 255u * 2u);
+    CHECK(wide.weights[wide.cap] > 0);
     CHECK(wide.weights[wide.cap] > 0);
 }
 

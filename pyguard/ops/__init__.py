@@ -8,6 +8,7 @@ the caller's buffer without copying when it is C-contiguous. ``isa=`` picks a SI
 from __future__ import annotations
 
 from .. import _core
+from .activations import clamp, minmax, range_check
 from .bit_depth import bit_depth
 from .checks import SampleChecks, sample_checks
 from .median import median_filter
@@ -37,5 +38,7 @@ def best_isa() -> str:
     return str(_core.best_isa())
 
 
-__all__ = ["SampleChecks", "available_isas", "best_isa", "bit_depth", "jpeg", "median_filter", "nl_means",
-           "sample_checks"]
+__all__ = [
+    "SampleChecks", "available_isas", "best_isa", "bit_depth", "clamp", "jpeg", "median_filter", "minmax",
+    "nl_means", "range_check", "sample_checks",
+]

@@ -9,6 +9,9 @@ import numpy as np
 from .. import _core
 from .._validate import as_input, check_isa, prepare_out
 
+_FLOAT32 = np.dtype(np.float32)
+_DEFAULT_LO, _DEFAULT_HI = 0.0, 1.0
+
 # |v| below this rounds to a finite float32; a positive v above _FLOAT32_TINY rounds to a positive one.
 _FLOAT32_LIMIT = 3.4028235677973366e38
 _FLOAT32_TINY = 2.0**-150
@@ -49,8 +52,8 @@ def bit_depth(
     x: np.ndarray,
     bits: int,
     *,
-    lo: float = 0.0,
-    hi: float = 1.0,
+    lo: float = _DEFAULT_LO,
+    hi: float = _DEFAULT_HI,
     out: np.ndarray | None = None,
     isa: str = "auto",
 ) -> np.ndarray:
@@ -62,6 +65,14 @@ def bit_depth(
     ``rint(bit_depth(v / 255) * 255)`` (lo and hi must keep their defaults).
     Any shape and batch works (the op is element-wise). ``out`` may be ``x`` to reduce in place.
     """
+    # The squeezer runs on every guarded inference: the common call (contiguous float32, default range,
+    # new output) skips the general validation, which costs about as much as the kernel on small images.
+    if (type(x) is np.ndarray and x.dtype is _FLOAT32 and type(bits) is int and 0 < bits < 9
+            and lo is _DEFAULT_LO and hi is _DEFAULT_HI and out is None and type(isa) is str
+            and x.flags.c_contiguous and x.size):
+        result = np.empty_like(x)
+        _core.bit_depth_f32(x, result, bits, 0.0, 1.0, isa)
+        return result
     bits = _check_bits(bits)
     lo_f, hi_f = _check_range(lo, hi)
     isa = check_isa(isa)

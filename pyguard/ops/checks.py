@@ -96,6 +96,7 @@ def sample_checks(
     if arr.ndim < 1:
         raise ValueError("x must have at least one dimension (the first axis holds the samples)")
     samples = arr.shape[0]
+    grid_checked = _check_grid(grid)  # validated for uint8 too, where it has no effect
     nonfinite = np.zeros(samples, np.int64)
     out_of_range = np.zeros(samples, np.int64)
     off_grid = np.zeros(samples, np.int64)
@@ -106,7 +107,6 @@ def sample_checks(
         else:
             _core.sample_checks_u8(arr, samples, lo_i, hi_i, nonfinite, out_of_range, off_grid, isa)
     else:
-        grid_checked = _check_grid(grid)
         lo32, hi32, scale = _float_bounds(lo, hi, grid_checked)
         _core.sample_checks_f32(arr, samples, lo32, hi32, grid_checked is not None, scale,
                                 nonfinite, out_of_range, off_grid, isa)

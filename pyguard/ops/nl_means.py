@@ -122,7 +122,8 @@ def nl_means(
     h = _check_strength("h", h)
     h_color = h if h_color is None else _check_strength("h_color", h_color)
     x = as_input(x)
-    _, _, _, channels = planes(x.shape, layout)
+    planes(x.shape, layout)  # checks the number of dimensions against the layout
+    channels = x.shape[layout.index("C")] if "C" in layout else 1
     if channels not in (1, 3):
         raise ValueError(f"nl_means needs 1 or 3 channels, got {channels} (shape {x.shape}, layout {layout})")
     out = prepare_out(out, x.shape, x.dtype)

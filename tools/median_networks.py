@@ -1,4 +1,9 @@
-"""Derive and verify the 5x5 median selection network used by csrc/median/networks.inc.
+"""Derive and verify the median selection networks used by csrc/median/networks.inc.
+
+3x3, two vertically adjacent outputs at once (rows i-1..i+1 and i..i+2 share 6 values): sort the shared
+rows' column pairs, merge them into a sorted 6, then for each output sort its own row of 3 and select
+rank 4 of the merge (9 values); the merges are Batcher merges pruned to the output and greedily shrunk.
+Checked with the 0-1 principle on all 2^12 inputs.
 
 The 5x5 kernel works on sorted columns: every column of 5 is sorted once (shared by the 5 windows that
 contain it), every pair of neighbouring sorted columns is merged once into a sorted 10 (shared by the two
@@ -11,12 +16,13 @@ Correctness is checked with the 0-1 principle: a min/max network selects rank k 
 does so for every 0-1 input. With sorted inputs a 0-1 list is fixed by its number of ones, so checking
 every combination (11 * 11 * 6) is exhaustive.
 
-    python tools/median5_network.py          # verify, print op counts and the C++ body
+    python tools/median_networks.py          # verify, print op counts and the C++ bodies
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 
 import numpy as np
 
@@ -115,6 +121,110 @@ def cpp(kept: list, out) -> str:
     return "\n".join(lines)
 
 
+# ---- 3x3, two outputs sharing rows i and i+1 ----
+# Networks with register copies: an op is ("cx", lo_wire, hi_wire) or ("copy", new_wire, wire).
+
+def prune_copies(net: list, outs: list) -> list:
+    needed, kept = set(outs), []
+    for op in reversed(net):
+        if op[0] == "copy":
+            if op[1] in needed:
+                kept.append(op)
+                needed.discard(op[1])
+                needed.add(op[2])
+            continue
+        x, y = op[1], op[2]
+        want_min, want_max = x in needed, y in needed
+        if want_min or want_max:
+            kept.append(("cx", x, y, want_min, want_max))
+            needed |= {x, y}
+    return kept[::-1]
+
+
+def ops_of(kept: list) -> int:
+    return sum(op[3] + op[4] for op in kept if op[0] == "cx")
+
+
+def pair_inputs() -> dict:
+    wires = [f"r{r}{c}" for r in range(4) for c in range(3)]
+    combos = np.array(list(itertools.product((0, 1), repeat=12)), bool)
+    return {w: combos[:, i] for i, w in enumerate(wires)}
+
+
+def pair_selects(kept: list, wires: dict, outs: list) -> bool:
+    w = dict(wires)
+    for op in kept:
+        if op[0] == "copy":
+            w[op[1]] = w[op[2]]
+            continue
+        _, x, y, want_min, want_max = op
+        a, b = w[x], w[y]
+        if want_min:
+            w[x] = a & b
+        if want_max:
+            w[y] = a | b
+    for out, rows in zip(outs, ((0, 1, 2), (1, 2, 3))):
+        ones = sum(wires[f"r{r}{c}"].astype(int) for r in rows for c in range(3))
+        if not np.array_equal(w[out], ones >= 5):  # rank 4 of 9 is 1 iff at least 5 ones
+            return False
+    return True
+
+
+def pair_network() -> tuple[list, list]:
+    net = [("cx", f"r1{c}", f"r2{c}") for c in range(3)]  # shared column pairs
+    pairs = [[f"r1{c}", f"r2{c}"] for c in range(3)]
+    comps, four = batcher_merge(pairs[0], pairs[1])
+    net += [("cx", x, y) for x, y in comps]
+    comps, shared = batcher_merge(four, pairs[2])
+    net += [("cx", x, y) for x, y in comps]
+    outs = []
+    for tag, row in (("u", 0), ("d", 3)):
+        mine = [f"{tag}{w[1:]}" for w in shared]
+        net += [("copy", m, w) for m, w in zip(mine, shared)]
+        own = [f"r{row}{c}" for c in range(3)]
+        comps, two = batcher_merge(own[:1], own[1:2])
+        net += [("cx", x, y) for x, y in comps]
+        comps, three = batcher_merge(two, own[2:])
+        net += [("cx", x, y) for x, y in comps]
+        comps, nine = batcher_merge(mine, three)
+        net += [("cx", x, y) for x, y in comps]
+        outs.append(nine[4])
+    return net, outs
+
+
+def shrink_pair(kept: list, wires: dict, outs: list, seed: int) -> list:
+    rnd = random.Random(seed)
+    improved = True
+    while improved:
+        improved = False
+        order = [i for i, op in enumerate(kept) if op[0] == "cx"]
+        rnd.shuffle(order)
+        for i in order:
+            trial = prune_copies([op[:3] for j, op in enumerate(kept) if j != i], outs)
+            if ops_of(trial) < ops_of(kept) and pair_selects(trial, wires, outs):
+                kept, improved = trial, True
+                break
+    return kept
+
+
+def cpp_with_copies(kept: list, outs: list) -> str:
+    lines = []
+    for op in kept:
+        if op[0] == "copy":
+            lines.append(f"    V {op[1]} = {op[2]};")
+            continue
+        _, x, y, want_min, want_max = op
+        if want_min and want_max:
+            lines.append(f"    cx<O>({x}, {y});")
+        elif want_min:
+            lines.append(f"    {x} = O::mn({x}, {y});")
+        else:
+            lines.append(f"    {y} = O::mx({x}, {y});")
+    lines.append(f"    up = {outs[0]};")
+    lines.append(f"    down = {outs[1]};")
+    return "\n".join(lines)
+
+
 def main() -> None:
     # Sorting network for one column of 5 (9 comparators, optimal).
     sort5 = [(0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2)]
@@ -141,6 +251,15 @@ def main() -> None:
     print("\n".join(f"    cx<O>({x}, {y});" for x, y in pair))
     print(f"// window selection: {ops(kept)} ops pruned, {ops(small)} after shrinking (verified)")
     print(cpp(small, out))
+
+    net, outs = pair_network()
+    wires = pair_inputs()
+    kept = prune_copies(net, outs)
+    assert pair_selects(kept, wires, outs)
+    best = min((shrink_pair(kept, wires, outs, seed) for seed in range(20)), key=ops_of)
+    assert pair_selects(best, wires, outs)
+    print(f"// 3x3 pair: {ops_of(kept)} ops pruned, {ops_of(best)} after shrinking (verified)")
+    print(cpp_with_copies(best, outs))
 
 
 if __name__ == "__main__":
