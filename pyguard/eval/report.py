@@ -175,11 +175,13 @@ def plot_roc(result: EvalResult, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     clean = result.clean["scores"]
-    for s in result.attacks:
+    colors = plt.get_cmap("tab20").colors
+    for k, s in enumerate(result.attacks):
         ok = s.scores[s.success]
         if ok.size:
             fpr, tpr = roc_curve(clean, ok)
-            ax.plot(fpr, tpr, label=f"{s.name} (AUC {s.summary['roc_auc']:.3f})", lw=1.3)
+            ax.plot(fpr, tpr, label=f"{s.name} (AUC {s.summary['roc_auc']:.3f})", lw=1.3,
+                    color=colors[k % len(colors)], ls=("-", "--", ":")[(k // len(colors)) % 3])
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax.axvline(result.clean["fpr"], color="black", ls="--", lw=0.8, label="operating point (measured FPR)")
     ax.set(xlabel="false-positive rate (clean)", ylabel="detection rate (successful adversarial)",
@@ -209,7 +211,7 @@ def plot_scores(result: EvalResult, path: Path) -> None:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle("feature-squeezing scores, clean vs adversarial", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
