@@ -42,7 +42,7 @@ def to_json(result: EvalResult) -> dict:
     settings = {k: getattr(result.settings, k) for k in result.settings.__dataclass_fields__}
     clean = {k: v for k, v in result.clean.items() if k != "scores"}
     return _clean_number({
-        "model": result.model,
+        "model": Path(result.model).name,
         "detector": {"squeezers": list(p.squeezers), "threshold": p.threshold, "fpr_target": p.fpr,
                      "purifier": p.purifier},
         "settings": settings,
@@ -100,7 +100,7 @@ def _table(rows) -> list[str]:
 def to_markdown(result: EvalResult, plots: list[str]) -> str:
     p, c, s = result.profile, result.clean, result.settings
     lines = ["# pyguard security evaluation", "",
-             f"Model `{result.model}`; detector {' + '.join(p.squeezers)}, threshold {p.threshold:.4f} "
+             f"Model `{Path(result.model).name}`; detector {' + '.join(p.squeezers)}, threshold {p.threshold:.4f} "
              f"(target false-positive rate {p.fpr:.0%}); purifier `{p.purifier}`.", "",
              "## Clean data", "",
              f"- {c['n']} labelled samples, model accuracy {_pct(c['accuracy'])}; accuracy with "
