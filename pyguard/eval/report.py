@@ -100,8 +100,9 @@ def _table(rows) -> list[str]:
 def to_markdown(result: EvalResult, plots: list[str]) -> str:
     p, c, s = result.profile, result.clean, result.settings
     lines = ["# pyguard security evaluation", "",
-             f"Model `{Path(result.model).name}`; detector {' + '.join(p.squeezers)}, threshold {p.threshold:.4f} "
-             f"(target false-positive rate {p.fpr:.0%}); purifier `{p.purifier}`.", "",
+             f"Model `{Path(result.model).name}`; detector {' + '.join(p.squeezers)}, "
+             f"threshold {p.threshold:.4f} (target false-positive rate {p.fpr:.0%}); "
+             f"purifier `{p.purifier}`.", "",
              "## Clean data", "",
              f"- {c['n']} labelled samples, model accuracy {_pct(c['accuracy'])}; accuracy with "
              f"`action=\"purify\"` {_pct(c['accuracy_purify'])}.",
