@@ -269,6 +269,9 @@ def run_evaluation(model, profile, x: np.ndarray, y: np.ndarray, *, attacks=DEFA
     if settings.limit is not None:
         ids = ids[:settings.limit]
     bounds = activation_bounds if activation_bounds is not None else _profile_bounds(profile)
+    if len(ids) == 0:
+        notes.append("no sample is classified correctly: nothing to attack")
+        attacks = ()
     sets = generate_attacks(model_bytes, profile, np.ascontiguousarray(x[ids]), y[ids], ids, attacks,
                             settings, notes, bounds)
     for name, b in (bundled or {}).items():
