@@ -46,3 +46,22 @@ def isa_params():
 def isa(request) -> str:
     """Every SIMD variant this machine can run, plus the scalar reference."""
     return request.param
+
+
+@pytest.fixture
+def outside_checkout(tmp_path, monkeypatch) -> dict[str, str]:
+    """For tests that start other Python processes (subprocess, Ray workers).
+
+    A child started in the repository root would import the source folder ``pyguard/`` rather than the
+    package under test (after ``pip install .`` the source folder has no compiled ``_core``). So the child
+    runs in an empty folder, and PYTHONPATH names the folder holding the pyguard these tests import.
+    """
+    import os
+
+    import pyguard
+
+    monkeypatch.chdir(tmp_path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyguard.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env

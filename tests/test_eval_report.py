@@ -85,7 +85,7 @@ def test_chunks_do_not_depend_on_the_backend():
         map_chunks(lambda a, b: a, 3, backend="dask")
 
 
-def test_ray_backend_gives_the_same_numbers(tiny, evaluated):
+def test_ray_backend_gives_the_same_numbers(tiny, evaluated, outside_checkout):
     ray = pytest.importorskip("ray")
     from pyguard.eval.parallel import worker_env
 
@@ -161,12 +161,13 @@ def test_without_torch_whitebox_attacks_are_skipped_with_a_note(tiny, monkeypatc
     assert result.attacks == [] and len(result.notes) == 2 and "PyTorch" in result.notes[0]
 
 
-def test_importing_the_black_box_side_does_not_import_torch():
+def test_importing_the_black_box_side_does_not_import_torch(outside_checkout):
     import subprocess
     import sys
 
     code = "import sys, pyguard.eval, pyguard.eval.suite; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=outside_checkout)
     assert out.stdout.strip() == "False"
 
 
