@@ -104,12 +104,13 @@ TEST_CASE("median matches a sort-based reference on every variant (float32)") {
     check_all_variants<float>(4, 6, 0.0f);
 }
 
-// 2x2 runs in vertical strips placed by the input's alignment, so every start offset and long rows
-// (several wide strips, a ragged end, column 0 with many channels) are checked.
+// 2x2 runs in bands of rows and vertical strips placed by the input's alignment, so every start offset,
+// long rows (several wide strips, a ragged end, column 0 with many channels) and several bands are checked.
 template <class T> void check_2x2_offsets(float offset) {
     std::mt19937 rng(11);
     const Shape shapes[] = {{2, 6, 300, 1}, {1, 5, 90, 3}, {1, 4, 17, 1}, {1, 3, 16, 1}, {1, 3, 15, 1},
-                            {1, 4, 20, 16}, {1, 3, 40, 17}, {1, 4, 700, 1}, {1, 3, 130, 5}};
+                            {1, 4, 20, 16}, {1, 3, 40, 17}, {1, 4, 700, 1}, {1, 3, 130, 5}, {1, 19, 70, 1},
+                            {2, 17, 40, 3}, {1, 8, 33, 1}, {1, 9, 16, 2}};
     for (const Shape &s : shapes)
         for (size_t shift : {0, 1, 3, 5, 15, 33}) {
             const size_t n = s.planes * s.h * s.w * s.c;
