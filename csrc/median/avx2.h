@@ -32,6 +32,7 @@ struct F32Bits {
     using V = __m256i;
     using M = __m256i;
     static constexpr size_t lanes = 8;
+    static constexpr int strip2 = 2; // vectors per 2x2 strip (strip2 in rows.inc): 16 registers
     static V load(const K *p) { return opaque(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
     static void store(K *p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epi32(a, b); }
@@ -60,6 +61,7 @@ struct F32 {
     using V = __m256i;
     using M = __m256; // lanes that saw a NaN (all ones)
     static constexpr size_t lanes = 8;
+    static constexpr int strip2 = 2; // vectors per 2x2 strip (strip2 in rows.inc): 16 registers
     static V load(const K *p) { return opaque(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
     static void store(K *p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epi32(a, b); }
@@ -87,6 +89,7 @@ struct U8 {
     using V = __m256i;
     using M = bool;
     static constexpr size_t lanes = 32;
+    static constexpr int strip2 = 2; // vectors per 2x2 strip (strip2 in rows.inc): 16 registers
     static V load(const K *p) { return opaque(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
     static void store(K *p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu8(a, b); }

@@ -28,6 +28,14 @@ template <class V> inline V opaque(V v) {
     return v;
 }
 
+// Left neighbours of a row's first vector (EdgeLeft in rows.inc): lane k takes lane k - c, and the first
+// c lanes (column 0, which reflects onto itself) their own.
+inline __m512i edge_index16(size_t c) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i vc = _mm512_set1_epi32(static_cast<int>(c));
+    return _mm512_mask_sub_epi32(lane, _mm512_cmpge_epi32_mask(lane, vc), lane, vc);
+}
+
 // Floats as raw int32 bits (see ScalarBits): valid while no value is negative, -0.0 or NaN, which M
 // tracks as the unsigned maximum of the bits seen.
 struct F32Bits {
@@ -37,6 +45,7 @@ struct F32Bits {
     using V = __m512i;
     using M = __m512i;
     static constexpr size_t lanes = 16;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return opaque(_mm512_loadu_si512(p)); }
     static void store(K *p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epi32(a, b); }
@@ -44,6 +53,8 @@ struct F32Bits {
     static M nan_none() { return _mm512_setzero_si512(); }
     static bool nan_any(M m) { return _mm512_cmpgt_epu32_mask(m, _mm512_set1_epi32(0x7F800000)) != 0; }
     static M check(M m, V v) { return _mm512_max_epu32(m, v); }
+    static __m512i edge_index(size_t c) { return edge_index16(c); }
+    static V edge_left(V here, __m512i index) { return _mm512_permutexvar_epi32(index, here); }
     static V load_in(const T *p, M &m) {
         const V v = opaque(_mm512_loadu_si512(p));
         m = check(m, v);
@@ -60,11 +71,14 @@ struct F32Direct {
     using V = __m512;
     using M = __mmask16; // lanes that saw no NaN so far
     static constexpr size_t lanes = 16;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V mn(V a, V b) { return _mm512_range_ps(a, b, 0x04); } // min, sign from the comparison
     static V mx(V a, V b) { return _mm512_range_ps(a, b, 0x05); } // max, sign from the comparison
     static M nan_none() { return static_cast<M>(0xFFFF); }
     static bool nan_any(M m) { return m != 0xFFFF; }
     static M check(M m, V) { return m; }
+    static __m512i edge_index(size_t c) { return edge_index16(c); }
+    static V edge_left(V here, __m512i index) { return _mm512_permutexvar_ps(index, here); }
     static V load_in(const T *p, M &nan) {
         const V v = opaque(_mm512_loadu_ps(p));
         nan = _mm512_mask_cmp_ps_mask(nan, v, v, _CMP_ORD_Q);
@@ -84,6 +98,7 @@ struct F32 {
     using V = __m512i;
     using M = __mmask16; // lanes that saw no NaN so far: one masked compare per vector keeps it
     static constexpr size_t lanes = 16;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return opaque(_mm512_loadu_si512(p)); }
     static void store(K *p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epi32(a, b); }
@@ -114,6 +129,7 @@ struct U8 {
     using V = __m512i;
     using M = bool;
     static constexpr size_t lanes = 64;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return opaque(_mm512_loadu_si512(p)); }
     static void store(K *p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu8(a, b); }

@@ -24,6 +24,7 @@ struct F32Bits {
     using V = int32x4_t;
     using M = uint32x4_t;
     static constexpr size_t lanes = 4;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return vld1q_s32(p); }
     static void store(K *p, V v) { vst1q_s32(p, v); }
     static V mn(V a, V b) { return vminq_s32(a, b); }
@@ -49,6 +50,7 @@ struct F32 {
     using V = int32x4_t;
     using M = uint32x4_t; // lanes that saw no NaN so far (all ones)
     static constexpr size_t lanes = 4;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return vld1q_s32(p); }
     static void store(K *p, V v) { vst1q_s32(p, v); }
     static V mn(V a, V b) { return vminq_s32(a, b); }
@@ -79,6 +81,7 @@ struct U8 {
     using V = uint8x16_t;
     using M = bool;
     static constexpr size_t lanes = 16;
+    static constexpr int strip2 = 4; // vectors per 2x2 strip (strip2 in rows.inc)
     static V load(const K *p) { return vld1q_u8(p); }
     static void store(K *p, V v) { vst1q_u8(p, v); }
     static V mn(V a, V b) { return vminq_u8(a, b); }

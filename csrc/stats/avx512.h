@@ -2,6 +2,8 @@
 // blocks whose lanes map to channels by a fixed pattern (channels-last and small inner sizes).
 #pragma once
 
+#include <type_traits>
+
 #include "stats/serial.h"
 
 #if PYGUARD_X86
@@ -96,6 +98,54 @@ inline bool minmax_periodic(const float *x, size_t n, size_t block, float *acc_m
     return nan != 0;
 }
 
+// Blocks of V <= 16 vectors (channels-last maps with few channels, lcm(period, 16) <= 256 values): the
+// per-lane accumulators stay in registers and the data streams through in order, at the speed of a plain
+// read (NHWC, 256 channels, 64 MB: 29 GB/s best, 23.5 median, vs 21 / 16.7 reading 8 rows side by side).
+// The accumulators in acc_min / acc_max (one block, initialised) are loaded, updated and stored back; a
+// partial last block goes through minmax_row.
+template <int V> inline bool minmax_small_block(const float *x, size_t n, float *acc_min, float *acc_max) {
+    __m512 mn[V], mx[V];
+    __mmask16 nan = 0;
+    for (int v = 0; v < V; ++v) mn[v] = _mm512_loadu_ps(acc_min + 16 * v), mx[v] = _mm512_loadu_ps(acc_max + 16 * v);
+    size_t i = 0;
+    for (; i + 16 * V <= n; i += 16 * V)
+        for (int v = 0; v < V; ++v) {
+            const __m512 t = _mm512_loadu_ps(x + i + 16 * v);
+            mn[v] = _mm512_min_ps(t, mn[v]);
+            mx[v] = _mm512_max_ps(t, mx[v]);
+            nan |= _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q);
+        }
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_min + 16 * v, mn[v]), _mm512_storeu_ps(acc_max + 16 * v, mx[v]);
+    if (i < n) minmax_row(x + i, n - i, acc_min, acc_max, nan);
+    return nan != 0;
+}
+
+template <class F> inline auto with_vectors(size_t block, F f) {
+    switch (block / 16) {
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    case 4: return f(std::integral_constant<int, 4>());
+    case 5: return f(std::integral_constant<int, 5>());
+    case 6: return f(std::integral_constant<int, 6>());
+    case 7: return f(std::integral_constant<int, 7>());
+    case 8: return f(std::integral_constant<int, 8>());
+    case 9: return f(std::integral_constant<int, 9>());
+    case 10: return f(std::integral_constant<int, 10>());
+    case 11: return f(std::integral_constant<int, 11>());
+    case 12: return f(std::integral_constant<int, 12>());
+    case 13: return f(std::integral_constant<int, 13>());
+    case 14: return f(std::integral_constant<int, 14>());
+    case 15: return f(std::integral_constant<int, 15>());
+    default: return f(std::integral_constant<int, 16>());
+    }
+}
+
+// block: a multiple of 16, at most 256 values (see stats_small_block).
+inline bool minmax_small(const float *x, size_t n, size_t block, float *acc_min, float *acc_max) {
+    return with_vectors(block, [&](auto v) { return minmax_small_block<decltype(v)::value>(x, n, acc_min, acc_max); });
+}
+
 struct RangeLanes {
     __m512 excess;
     uint64_t count;
@@ -181,6 +231,36 @@ inline void range_periodic(const float *x, size_t n, size_t block, const float *
         }
     }
     lanes.fold_into(acc);
+}
+
+// Blocks of V <= 16 vectors with per-lane bounds in registers, streamed in order: a group of V vectors
+// costs two compares per vector, and only a group holding a violator (or NaN, which fails both unordered
+// compares) goes through RangeLanes. Skipping the others changes nothing: their lanes add no count and an
+// excess <= 0 or NaN, which RangeLanes ignores. NHWC, 256 channels, 64 MB: 27.5 GB/s best, 23 median, vs
+// 20 / 15 for range_periodic; data full of violators costs a mispredicted branch per group at worst.
+template <int V> inline void range_small_block(const float *x, size_t n, const float *lo, const float *hi, RangeAcc &acc) {
+    RangeLanes lanes;
+    __m512 l[V], h[V];
+    for (int v = 0; v < V; ++v) l[v] = _mm512_loadu_ps(lo + 16 * v), h[v] = _mm512_loadu_ps(hi + 16 * v);
+    size_t i = 0;
+    for (; i + 16 * V <= n; i += 16 * V) {
+        __mmask16 bad = 0;
+        for (int v = 0; v < V; ++v) {
+            const __m512 t = _mm512_loadu_ps(x + i + 16 * v);
+            bad |= _mm512_cmp_ps_mask(t, l[v], _CMP_NGE_UQ) | _mm512_cmp_ps_mask(t, h[v], _CMP_NLE_UQ);
+        }
+        if (__builtin_expect(bad != 0, 0))
+            for (int v = 0; v < V; ++v) lanes.add(_mm512_loadu_ps(x + i + 16 * v), l[v], h[v], 0xFFFF);
+    }
+    for (size_t j = 0; i + j < n; j += 16) { // a partial last block
+        const __mmask16 k = first_lanes(n - i - j);
+        lanes.add(_mm512_maskz_loadu_ps(k, x + i + j), _mm512_maskz_loadu_ps(k, lo + j), _mm512_maskz_loadu_ps(k, hi + j), k);
+    }
+    lanes.fold_into(acc);
+}
+
+inline void range_small(const float *x, size_t n, size_t block, const float *lo, const float *hi, RangeAcc &acc) {
+    with_vectors(block, [&](auto v) { range_small_block<decltype(v)::value>(x, n, lo, hi, acc); });
 }
 
 // maxps(lo, v) keeps v when v is NaN or equal to lo; minps(hi, t) likewise: np.clip exactly.

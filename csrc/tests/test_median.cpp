@@ -104,6 +104,40 @@ TEST_CASE("median matches a sort-based reference on every variant (float32)") {
     check_all_variants<float>(4, 6, 0.0f);
 }
 
+// 2x2 runs in bands of rows and vertical strips placed by the input's alignment, so every start offset,
+// long rows (several wide strips, a ragged end, column 0 with many channels) and several bands are checked.
+template <class T> void check_2x2_offsets(float offset) {
+    std::mt19937 rng(11);
+    const Shape shapes[] = {{2, 6, 300, 1}, {1, 5, 90, 3}, {1, 4, 17, 1}, {1, 3, 16, 1}, {1, 3, 15, 1},
+                            {1, 4, 20, 16}, {1, 3, 40, 17}, {1, 4, 700, 1}, {1, 3, 130, 5}, {1, 19, 70, 1},
+                            {2, 17, 40, 3}, {1, 8, 33, 1}, {1, 9, 16, 2}};
+    for (const Shape &s : shapes)
+        for (size_t shift : {0, 1, 3, 5, 15, 33}) {
+            const size_t n = s.planes * s.h * s.w * s.c;
+            auto x = sample_data<T>(n, rng, 1000, offset);
+            auto expect = brute_force(x, s.planes, s.h, s.w, s.c, 2);
+            std::vector<T> shifted(n + shift);
+            std::copy(x.begin(), x.end(), shifted.begin() + static_cast<ptrdiff_t>(shift));
+            for (Isa isa : supported_isas()) {
+                CAPTURE(isa_name(isa));
+                CAPTURE(s.w);
+                CAPTURE(s.c);
+                CAPTURE(shift);
+                std::vector<T> y(n + 128, T(7));
+                REQUIRE(median_filter(shifted.data() + shift, y.data() + 64, s.planes, s.h, s.w, s.c, 2, isa) ==
+                        MedianStatus::ok);
+                for (size_t i = 0; i < 64; ++i) REQUIRE((y[i] == T(7) && y[y.size() - 1 - i] == T(7)));
+                CHECK(same_bits(std::vector<T>(y.begin() + 64, y.end() - 64), expect));
+            }
+        }
+}
+
+TEST_CASE("2x2 strips at every input alignment") {
+    check_2x2_offsets<float>(0.0f);   // raw bits
+    check_2x2_offsets<float>(-20.0f); // keys, or vrangeps on AVX-512
+    check_2x2_offsets<uint8_t>(0.0f);
+}
+
 TEST_CASE("one negative value or -0.0 anywhere sends floats from raw bits back to keys") {
     std::mt19937 rng(7);
     const float unusual[] = {-1.0f, -0.0f, -std::numeric_limits<float>::infinity()};

@@ -51,6 +51,13 @@ std::vector<StatsLayout> layouts() {
     out.push_back({2, 300, 3, 17});     // periodic with several 8-row groups and a partial row
     out.push_back({3, 1, 100, 1});      // (N, C) features: one value per channel
     out.push_back({3, 1, 40, 3});       // one row per sample, tiny runs
+    out.push_back({2, 37, 5, 1});       // small block of 5 vectors, partial last block
+    out.push_back({1, 33, 16, 1});      // small block of one vector
+    out.push_back({2, 21, 8, 2});       // period 16 from channels x inner
+    out.push_back({2, 19, 64, 1});      // small block of 4 vectors
+    out.push_back({1, 11, 12, 1});      // period 12: blocks of 48 values and a partial one
+    out.push_back({2, 20, 3, 5});       // period 15: blocks of 15 vectors
+    out.push_back({1, 9, 200, 1});      // period 200: lcm 400, above the small-block limit
     return out;
 }
 

@@ -66,11 +66,14 @@ def bit_depth(
     Any shape and batch works (the op is element-wise). ``out`` may be ``x`` to reduce in place.
     """
     # The squeezer runs on every guarded inference: the common call (contiguous float32, default range,
-    # new output) skips the general validation, which costs about as much as the kernel on small images.
+    # new output or a fitting out=) skips the general validation, which costs about as much as the kernel
+    # on small images.
     if (type(x) is np.ndarray and x.dtype is _FLOAT32 and type(bits) is int and 0 < bits < 9
-            and lo is _DEFAULT_LO and hi is _DEFAULT_HI and out is None and type(isa) is str
-            and x.flags.c_contiguous and x.size):
-        result = np.empty_like(x)
+            and lo is _DEFAULT_LO and hi is _DEFAULT_HI and type(isa) is str
+            and x.flags.c_contiguous and x.size
+            and (out is None or (type(out) is np.ndarray and out.dtype is _FLOAT32 and out.shape == x.shape
+                                 and (flags := out.flags).c_contiguous and flags.writeable))):
+        result = np.empty(x.shape, _FLOAT32) if out is None else out
         _core.bit_depth_f32(x, result, bits, 0.0, 1.0, isa)
         return result
     bits = _check_bits(bits)
