@@ -1,4 +1,4 @@
-"""The ``pyguard`` command: demo, calibrate, check, bench, faults, kernels (``pyguard COMMAND --help``)."""
+"""The ``pyguard`` command: demo, calibrate, check, bench, eval, faults, kernels (``pyguard COMMAND --help``)."""
 
 from __future__ import annotations
 
@@ -211,6 +211,83 @@ def cmd_demo(args) -> int:
                     seconds=args.seconds)
 
 
+# ---- eval --------------------------------------------------------------------------------------------------
+def _float_list(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in _squeezer_list(text))
+
+
+def _fault_campaign(path: str | None):
+    if path is None:
+        return None
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise GuardError(f"cannot read the fault campaign {path!r}: {e}") from e
+
+
+def cmd_eval(args) -> int:
+    from .eval.report import acceptance, write_report
+    from .eval.suite import DEFAULT_ATTACKS, EvalSettings, run_evaluation
+
+    attacks = _squeezer_list(args.attacks) if args.attacks else list(DEFAULT_ATTACKS)
+    if attacks == ["none"]:  # only the bundled attacks of --demo
+        attacks = []
+    settings = EvalSettings(eps=args.eps, l2_eps=args.l2_eps, max_queries=args.queries, seed=args.seed,
+                            chunk_size=args.chunk_size, backend=args.backend, limit=args.limit,
+                            adaptive_eps=_float_list(args.adaptive_eps), pgd_steps=args.steps,
+                            num_cpus=args.num_cpus)
+    bundled = None
+    if args.demo:
+        from .demo import DEFAULT_SQUEEZERS, calibrate_demo, load_demo
+
+        demo = load_demo()
+        squeezers = _squeezer_list(args.squeezers) if args.squeezers else DEFAULT_SQUEEZERS
+        profile = calibrate_demo(demo, squeezers, args.fpr)
+        model, x, y, bundled = demo["model"], demo["test_x"], demo["test_y"], demo["attacks"]
+    else:
+        if not (args.model and args.profile and args.data and args.labels):
+            raise GuardError("pass MODEL --profile P --data X.npy --labels Y.npy, or --demo")
+        from .profile import GuardProfile
+
+        profile = GuardProfile.load(args.profile)
+        model, x, y = args.model, _load_array(args.data), _load_array(args.labels)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise GuardError(f"--labels must hold one integer label per sample, got {y.dtype} {y.shape}")
+    if profile.input.normalized:
+        raise GuardError("pyguard eval attacks the model's input directly; normalized inputs are not "
+                         "supported yet")
+    result = run_evaluation(model, profile, x, y, attacks=attacks, settings=settings, bundled=bundled,
+                            faults=_fault_campaign(args.faults))
+    out = write_report(result, args.out)
+    print(f"report written to {out}/report.md (+ report.json, plots)")
+    print(f"clean: accuracy {result.clean['accuracy']:.1%}, false-positive rate {result.clean['fpr']:.1%}")
+    print(f"{'attack':<30} {'success':>8} {'detected':>9} {'ROC-AUC':>8} {'evaded':>7} {'queries':>8}")
+    for a in result.attacks:
+        r = a.summary
+        q = r.get("median_queries")
+        print(f"{a.name:<30} {_pct(r['success_rate']):>8} {_pct(r['detection_rate']):>9} "
+              f"{_num3(r['roc_auc']):>8} {_pct(r['evasion_rate']):>7} "
+              f"{'-' if q is None or np.isnan(q) else f'{q:.0f}':>8}")
+    for a in acceptance(result)["adaptive"]:
+        print(f"adaptive eps={a['eps']:g}: detection {_pct(a['detection_non_adaptive'])} (non-adaptive) -> "
+              f"{_pct(a['detection_adaptive'])} (adaptive): "
+              f"{'lowered' if a['lowers_detection'] else 'NOT lowered'}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or np.isnan(v) else f"{v:.1%}"
+
+
+def _num3(v: float) -> str:
+    return "-" if v is None or np.isnan(v) else f"{v:.3f}"
+
+
 def cmd_kernels(argv: list[str]) -> int:
     from . import kernel_demo  # lazy: pulls in OpenCV and SciPy only when asked
 
@@ -284,6 +361,42 @@ def build_parser() -> argparse.ArgumentParser:
     from .faults import add_cli_parser as _add_faults_parser  # ---- faults (issue 4) ----
 
     _add_faults_parser(sub)
+
+    e = sub.add_parser("eval", help="attack a model and measure the guard (report folder with plots)",
+                       description="Attack MODEL on labelled data with black-box attacks (onnxruntime only) "
+                                   "and, with PyTorch installed, white-box and adaptive attacks; measure the "
+                                   "guard of PROFILE (success, detection on successful examples, FPR, "
+                                   "ROC-AUC, distortion, robust accuracy of action=purify) and write "
+                                   "report.md, report.json and plots to --out.")
+    e.add_argument("model", nargs="?", help="ONNX model path (omit with --demo)")
+    e.add_argument("--demo", action="store_true",
+                   help="evaluate the bundled digits demo (its own attacks included, as in `pyguard demo`)")
+    e.add_argument("--profile", help="guard profile (JSON) of MODEL")
+    e.add_argument("--data", help="clean images, .npy (first axis = samples)")
+    e.add_argument("--labels", help="integer labels, .npy")
+    e.add_argument("--attacks", default=None,
+                   help="comma-separated, default all: square_linf,square_l2,simba_pixel,simba_dct "
+                        "(black-box), fgsm,pgd,adaptive (white-box, need torch); 'none' with --demo "
+                        "evaluates the demo's bundled attacks only")
+    e.add_argument("--eps", type=float, default=0.3, help="L-inf radius in input units (default 0.3)")
+    e.add_argument("--l2-eps", type=float, default=3.0, help="L2 radius of square_l2 (default 3.0)")
+    e.add_argument("--queries", type=int, default=1000, help="query budget per image (default 1000)")
+    e.add_argument("--steps", type=int, default=20, help="PGD / adaptive steps (default 20)")
+    e.add_argument("--adaptive-eps", default="0.1,0.3",
+                   help="L-inf radii of the adaptive attack and its non-adaptive baseline (default 0.1,0.3)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=int, default=None, help="attack at most N correctly classified samples")
+    e.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="run attack chunks in-process (default) or as Ray tasks (pip install ray)")
+    e.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    e.add_argument("--chunk-size", type=int, default=64, help="samples per task (results do not depend on it "
+                   "across backends)")
+    e.add_argument("--faults", default=None, help="fault campaign JSON (kinds with sdc_plain, "
+                   "sdc_restricted, sdc_flagged) to plot")
+    e.add_argument("--squeezers", default=None, help="--demo only: squeezers (default bit_depth:1,median:2)")
+    e.add_argument("--fpr", type=float, default=0.05, help="--demo only: target false-positive rate")
+    e.add_argument("--out", default="pyguard-eval", help="report folder (default ./pyguard-eval)")
+    e.set_defaults(fn=cmd_eval)
 
     # `kernels` hands all of its arguments (--help included) to pyguard.kernel_demo; see main().
     sub.add_parser("kernels", help="show every native kernel on a bundled photo (pyguard kernels --help)",

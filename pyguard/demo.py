@@ -17,7 +17,7 @@ import numpy as np
 from ._progress import Progress
 from ._timing import interleaved_medians
 from .calibrate import calibrate
-from .metrics import binomial_interval, detection_rate, roc_auc
+from .metrics import attack_success, binomial_interval, detection_rate, roc_auc
 from .session import InferenceSession
 
 DEFAULT_SQUEEZERS = ("bit_depth:1", "median:2")  # the paper's MNIST configuration
@@ -71,16 +71,14 @@ def evaluate(sess, clean_x, clean_y, attacks: dict, progress_label: str | None =
         for name, attack in attacks.items():
             pred, scores, flag = guarded_pass(sess, attack["x"], progress=step)
             done += len(attack["x"])
-            success = pred != attack["y"]
-            if "source_correct" in attack:  # an example only counts if the clean image was right
-                success &= attack["source_correct"]
+            success = attack_success(pred, attack["y"], attack.get("source_correct"))
             results.append(AttackResult(
                 name=name, total=len(pred), successful=int(success.sum()),
                 detected=detection_rate(scores[success], sess.profile.threshold),
                 auc=roc_auc(clean_scores, scores[success]), flagged_all=float(flag.mean())))
-            attack["scores"], attack["success"] = scores, success
+            attack.update(scores=scores, success=success, flagged=flag, pred=pred)
     clean = {"accuracy": float(np.mean(clean_pred == clean_y)), "flagged": int(clean_flag.sum()),
-             "n": len(clean_x), "scores": clean_scores}
+             "n": len(clean_x), "scores": clean_scores, "pred": clean_pred, "flags": clean_flag}
     return clean, results
 
 
@@ -99,19 +97,29 @@ def latency(model, profile, x1: np.ndarray, seconds: float) -> dict[str, float]:
         return interleaved_medians(calls, seconds=seconds, progress=progress)
 
 
-def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) -> int:
+def calibrate_demo(demo: dict, squeezers=DEFAULT_SQUEEZERS, fpr: float = 0.05):
+    """The demo's profile: calibrated on the bundled clean calibration split (shared with `pyguard eval`)."""
+    with Progress("calibrating", len(demo["calib_x"])) as progress, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return calibrate(demo["model"], demo["calib_x"], squeezers=tuple(squeezers), fpr=fpr,
+                         sess_options=_options(), progress=progress, **demo["calibrate_kwargs"])
+
+
+def load_demo() -> dict:
+    """The bundled digits demo in the form the demo and `pyguard eval --demo` use."""
     from .data import load_digits_demo
 
+    return _demo_data(load_digits_demo())
+
+
+def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) -> int:
     out = out if out is not None else sys.stdout
     squeezers = tuple(squeezers) if squeezers else DEFAULT_SQUEEZERS
-    demo = _demo_data(load_digits_demo())
+    demo = load_demo()
     print(f"pyguard demo: {demo['description']}", file=out)
     print(f"detector: {' + '.join(squeezers)}, target false-positive rate {fpr:.0%}", file=out)
 
-    with Progress("calibrating", len(demo["calib_x"])) as progress, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        profile = calibrate(demo["model"], demo["calib_x"], squeezers=squeezers, fpr=fpr,
-                            sess_options=_options(), progress=progress, **demo["calibrate_kwargs"])
+    profile = calibrate_demo(demo, squeezers, fpr)
     q = profile.score_quantiles
     print(f"calibrated on {profile.n_calibration} clean images: threshold {profile.threshold:.4f} "
           f"(clean score quantiles 50% {q['0.5']:.4f}, 99% {q['0.99']:.4f})", file=out)
@@ -178,7 +186,8 @@ def _demo_data(raw) -> dict:
     so an example is successful when the model's prediction differs from that image's label."""
     attacks = {}
     for name, (x_adv, idx) in raw.adversarial.items():
-        attacks[_attack_label(name, raw.meta)] = {"x": np.ascontiguousarray(x_adv), "y": raw.y_test[idx]}
+        attacks[_attack_label(name, raw.meta)] = {"x": np.ascontiguousarray(x_adv), "y": raw.y_test[idx],
+                                                  "x_source": raw.x_test[idx]}
     spec = raw.meta.get("input", {})
     lo, hi = spec.get("range", (0.0, 1.0))
     shape, dtype = spec.get("shape", ["N", "?"])[1:], spec.get("dtype", "float32")
