@@ -1,4 +1,4 @@
-"""The ``pyguard`` command: demo, calibrate, check, bench, eval, faults, kernels (``pyguard COMMAND --help``)."""
+"""The ``pyguard`` command: demo, calibrate, check, bench, eval, faults, kernels (``COMMAND --help``)."""
 
 from __future__ import annotations
 

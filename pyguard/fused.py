@@ -30,7 +30,7 @@ CHOICE_SAMPLES = 512
 
 
 def signal_names(profile_squeezers: list[str], activations: bool, channels: int) -> list[str]:
-    names = [n for n in _signals.INPUT_SIGNALS if channels >= 2 or n != "residual_xchannel"]
+    names = [n for n in _signals.INPUT_SIGNALS if channels >= 2 or n not in _signals.COLOUR_SIGNALS]
     names += list(_signals.OUTPUT_SIGNALS)
     if activations:
         names.append("activation_range")

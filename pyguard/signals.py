@@ -17,6 +17,11 @@ undone):
 * ``residual_xchannel``: share of that high-pass residual's energy not shared by the colour channels
   (``sum_c (r_c - mean_c r)^2 / sum_c r_c^2``). Natural edges and texture hit all channels alike; gradient
   sign perturbations are independent per channel. Colour images only.
+* ``hf_ratio``: log ratio of that residual's mean energy at full resolution to its energy on the 2x2-average
+  downsampled image. Natural images have a falling (1/f-like) spectrum, so the ratio is stable across image
+  content; added white-ish perturbations raise the finest scale most.
+* ``chroma_hf``: log mean energy of the residual's part not shared by the colour channels (absolute, where
+  ``residual_xchannel`` is relative). Colour images only.
 * ``tv``: log mean absolute neighbour difference (total variation per pixel).
 * ``saturation``: fraction of values at the ends of the range (clipped perturbations pile up there).
 * ``hist_entropy``: entropy of a 32-bin value histogram per image.
@@ -34,13 +39,16 @@ from . import ops
 
 #: Signal name -> which tail of the clean distribution is suspicious.
 TAILS = {
-    "off_grid": "upper", "hf_energy": "upper", "residual_xchannel": "upper", "tv": "two-sided",
+    "off_grid": "upper", "hf_energy": "upper", "residual_xchannel": "upper", "hf_ratio": "upper",
+    "chroma_hf": "upper", "tv": "two-sided",
     "saturation": "two-sided", "hist_entropy": "two-sided", "margin": "two-sided", "energy": "two-sided",
     "activation_range": "upper",
 }
 #: Squeeze distances (one signal per squeezer, ``squeeze[<spec>]``) are upper-tailed.
 SQUEEZE_TAIL = "upper"
-INPUT_SIGNALS = ("off_grid", "hf_energy", "residual_xchannel", "tv", "saturation", "hist_entropy")
+INPUT_SIGNALS = ("off_grid", "hf_energy", "residual_xchannel", "hf_ratio", "chroma_hf", "tv", "saturation",
+                 "hist_entropy")
+COLOUR_SIGNALS = ("residual_xchannel", "chroma_hf")
 OUTPUT_SIGNALS = ("margin", "energy")
 _EPS = 1e-12
 _BINS = 32
@@ -68,7 +76,7 @@ def input_signals(pixels: np.ndarray, layout: str, lo: float = 0.0, hi: float = 
     """Input statistics of a batch whose pixel values lie in [lo, hi] (float32 or uint8, any layout).
 
     ``names`` restricts the result to those signals (default: all that apply; ``residual_xchannel`` needs
-    at least two channels).
+    at least two channels, ``hf_ratio`` at least 4x4 pixels).
     """
     want = set(INPUT_SIGNALS if names is None else names)
     n = pixels.shape[0]
@@ -89,20 +97,38 @@ def input_signals(pixels: np.ndarray, layout: str, lo: float = 0.0, hi: float = 
     if "hist_entropy" in want:
         out["hist_entropy"] = _hist_entropy(flat)
     h, w = x.shape[2], x.shape[3]
-    if h >= 2 and w >= 2 and want & {"hf_energy", "residual_xchannel", "tv"}:
-        r = x[:, :, 1:, 1:] - x[:, :, :-1, 1:] - x[:, :, 1:, :-1] + x[:, :, :-1, :-1]
-        r64 = r.reshape(n, r.shape[1], -1).astype(np.float64)
+    if h >= 2 and w >= 2 and want & {"hf_energy", "residual_xchannel", "hf_ratio", "chroma_hf", "tv"}:
+        r64 = _mixed_residual(x)
         energy = np.einsum("ncp,ncp->n", r64, r64)
+        per = float(r64[0].size) if n else 1.0
         if "hf_energy" in want:
-            out["hf_energy"] = np.log(energy / r64[0].size + _EPS) if n else np.zeros(0)
-        if "residual_xchannel" in want and x.shape[1] >= 2:
+            out["hf_energy"] = np.log(energy / per + _EPS)
+        if want & {"residual_xchannel", "chroma_hf"} and x.shape[1] >= 2:
             d = r64 - r64.mean(axis=1, keepdims=True)
-            out["residual_xchannel"] = np.einsum("ncp,ncp->n", d, d) / (energy + _EPS)
+            chroma = np.einsum("ncp,ncp->n", d, d)
+            if "residual_xchannel" in want:
+                out["residual_xchannel"] = chroma / (energy + _EPS)
+            if "chroma_hf" in want:
+                out["chroma_hf"] = np.log(chroma / per + _EPS)
+        if "hf_ratio" in want and h >= 4 and w >= 4:
+            hh, ww = h // 2 * 2, w // 2 * 2
+            x2 = x[:, :, :hh, :ww]
+            coarse = 0.25 * (x2[:, :, 0::2, 0::2] + x2[:, :, 1::2, 0::2] + x2[:, :, 0::2, 1::2]
+                             + x2[:, :, 1::2, 1::2])
+            r2 = _mixed_residual(coarse)
+            e2 = np.einsum("ncp,ncp->n", r2, r2) / float(r2[0].size if n else 1)
+            out["hf_ratio"] = np.log(energy / per + _EPS) - np.log(e2 + _EPS)
         if "tv" in want:
             dv = np.abs(np.diff(x, axis=2)).reshape(n, -1).mean(axis=1, dtype=np.float64)
             dh = np.abs(np.diff(x, axis=3)).reshape(n, -1).mean(axis=1, dtype=np.float64)
             out["tv"] = np.log(dv + dh + _EPS)
     return out
+
+
+def _mixed_residual(x: np.ndarray) -> np.ndarray:
+    """The 2x2 mixed difference per channel, (N, C, pixels) in float64."""
+    r = x[:, :, 1:, 1:] - x[:, :, :-1, 1:] - x[:, :, 1:, :-1] + x[:, :, :-1, :-1]
+    return r.reshape(r.shape[0], r.shape[1], -1).astype(np.float64)
 
 
 def _hist_entropy(flat: np.ndarray) -> np.ndarray:

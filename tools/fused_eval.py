@@ -97,6 +97,10 @@ def evaluate(set_name, combine, splits):
     cat = {k: np.concatenate(v) for k, v in pooled.items()}
     print(f"| **pooled** | {len(cat['xu'])} | {cat['xu'].mean():.1%} | {roc_auc(xu_clean['squeeze'], cat['xu_s']):.3f}"
           f" | {cat['fused'].mean():.1%} | {roc_auc(f_clean['fused'], cat['f_s']):.3f} | {cat['cascade'].mean():.1%} |")
+    for label, clean_s, adv_s in (("Xu", xu_clean["squeeze"], cat["xu_s"]), ("fused", f_clean["fused"], cat["f_s"])):
+        t = np.quantile(clean_s, 0.95, method="higher")  # an oracle threshold: 5% of the clean *test* scores
+        print(f"pooled detection of {label} at a threshold matched to 5% clean test FPR (analysis only, not "
+              f"deployable): {np.mean(adv_s > t):.1%} (clean test FPR {np.mean(clean_s > t):.1%})")
     print("\nper-signal pooled ROC-AUC (suspicious tail; two-sided signals by distance from the clean median):")
     aucs = []
     for sig, parts in per_signal.items():
