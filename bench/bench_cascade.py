@@ -78,13 +78,21 @@ def _stream(sess, traffic):
     return lambda: sess.run(None, next(feeds))
 
 
+def _mean_over_traffic(benchmark, call, traffic) -> None:
+    """Two passes over the whole traffic, one call per round; the row's value is the MEAN latency (the
+    cascade's cost is in the forwarded minority, which a median would hide)."""
+    call()
+    benchmark.pedantic(call, rounds=2 * len(traffic), iterations=1)
+    benchmark.extra_info.update(value=benchmark.stats.stats.mean * 1e3, unit="ms mean")
+
+
 def test_plain_for_cascade(benchmark, setup):
-    tag(benchmark, "resnet18 clean traffic: cascade", "anchor")
-    benchmark(_stream(setup["plain"], setup["traffic"]))
+    tag(benchmark, "resnet18 clean traffic: cascade (mean)", "anchor")
+    _mean_over_traffic(benchmark, _stream(setup["plain"], setup["traffic"]), setup["traffic"])
 
 
 def test_cascade(benchmark, setup):
-    tag(benchmark, "resnet18 clean traffic: cascade", "ours", goal_max=CASCADE_GOAL,
+    tag(benchmark, "resnet18 clean traffic: cascade (mean)", "ours", goal_max=CASCADE_GOAL,
         goal=round(1 / CASCADE_GOAL, 4))
     sess = setup["cascade"]
     call = _stream(sess, setup["traffic"])
@@ -92,7 +100,7 @@ def test_cascade(benchmark, setup):
     for _ in range(len(setup["traffic"])):
         call()
         forwarded.append(bool(sess.last_report.scores["forwarded"][0]))
-    benchmark(call)
+    _mean_over_traffic(benchmark, call, setup["traffic"])
     benchmark.extra_info["forwarded_share"] = round(float(np.mean(forwarded)), 3)
 
 

@@ -90,12 +90,12 @@ class FusedRuntime:
         self.detector = detector
         self.layout, self.lo, self.hi, self.kind = layout, lo, hi, kind
         self.names = list(detector.signals) if detector is not None else list(names or [])
-        self.inputs = tuple(n for n in self.names if n in _signals.INPUT_SIGNALS)
+        self.inputs = tuple(n for n in self.names if n in _signals.AVAILABLE_INPUT_SIGNALS)
 
     def values(self, report: Any, pixels: np.ndarray, lo: float, hi: float, main_out: np.ndarray,
                names: list[str] | None = None) -> dict[str, np.ndarray]:
         names = self.names if names is None else names
-        inputs = tuple(n for n in names if n in _signals.INPUT_SIGNALS)
+        inputs = tuple(n for n in names if n in _signals.AVAILABLE_INPUT_SIGNALS)
         values = _signals.input_signals(pixels, self.layout, lo, hi, names=inputs) if inputs else {}
         values.update(_signals.output_signals(main_out, self.kind))
         for n in names:
