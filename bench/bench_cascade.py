@@ -47,13 +47,15 @@ def photo_crops(count: int, seed: int) -> np.ndarray:
     from skimage import data
 
     rng = np.random.default_rng(seed)
-    photos = [getattr(data, n)() for n in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-                                           "hubble_deep_field")]
+    photos = [
+        getattr(data, n)()
+        for n in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+    ]
     crops = []
     for i in range(count):
         img = photos[i % len(photos)]
         top, left = rng.integers(0, img.shape[0] - SIDE + 1), rng.integers(0, img.shape[1] - SIDE + 1)
-        crops.append(img[top:top + SIDE, left:left + SIDE, :3])
+        crops.append(img[top : top + SIDE, left : left + SIDE, :3])
     return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
 
@@ -63,13 +65,22 @@ def setup():
     so = _options()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        profile = pyguard.calibrate(path, photo_crops(64, seed=1), detector="fused",
-                                    squeezers=("bit_depth:5", "median:2"), batch_size=16, sess_options=so)
+        profile = pyguard.calibrate(
+            path,
+            photo_crops(64, seed=1),
+            detector="fused",
+            squeezers=("bit_depth:5", "median:2"),
+            batch_size=16,
+            sess_options=so,
+        )
     traffic = [x[None] for x in photo_crops(32, seed=2)]
-    return {"plain": ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]),
-            "cascade": pyguard.InferenceSession(path, so, profile=profile, cascade=True),
-            "fused": pyguard.InferenceSession(path, so, profile=profile),
-            "traffic": traffic, "profile": profile}
+    return {
+        "plain": ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]),
+        "cascade": pyguard.InferenceSession(path, so, profile=profile, cascade=True),
+        "fused": pyguard.InferenceSession(path, so, profile=profile),
+        "traffic": traffic,
+        "profile": profile,
+    }
 
 
 def _stream(sess, traffic):
@@ -92,8 +103,13 @@ def test_plain_for_cascade(benchmark, setup):
 
 
 def test_cascade(benchmark, setup):
-    tag(benchmark, "resnet18 clean traffic: cascade (mean)", "ours", goal_max=CASCADE_GOAL,
-        goal=round(1 / CASCADE_GOAL, 4))
+    tag(
+        benchmark,
+        "resnet18 clean traffic: cascade (mean)",
+        "ours",
+        goal_max=CASCADE_GOAL,
+        goal=round(1 / CASCADE_GOAL, 4),
+    )
     sess = setup["cascade"]
     call = _stream(sess, setup["traffic"])
     forwarded = []
@@ -110,6 +126,11 @@ def test_plain_for_fused(benchmark, setup):
 
 
 def test_full_fused(benchmark, setup):
-    tag(benchmark, "resnet18 clean traffic: full fused detector", "ours", goal_max=3.05,
-        goal=round(1 / 3.05, 4))
+    tag(
+        benchmark,
+        "resnet18 clean traffic: full fused detector",
+        "ours",
+        goal_max=3.05,
+        goal=round(1 / 3.05, 4),
+    )
     benchmark(_stream(setup["fused"], setup["traffic"]))

@@ -119,7 +119,8 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         agreement = dict(zip(specs, np.concatenate(agree, axis=1).mean(axis=1).tolist()))
         keep = _fused.choose_squeezers(agreement)
         per_squeezer = [[b[specs.index(k)] for k in keep] for b in per_squeezer]
-        scores = [np.max(np.stack(b), axis=0) if b else np.zeros(len(s0)) for b, s0 in zip(per_squeezer, scores)]
+        scores = [np.max(np.stack(b), axis=0) if b else np.zeros(len(s0))
+                  for b, s0 in zip(per_squeezer, scores)]
         specs = keep
     threshold, quantiles, purifier = float("inf"), {}, None
     if specs:
@@ -140,8 +141,8 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
         score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
     if detector == "fused":  # ---- fused detector (issue 5): a second pass collects every signal ----
-        profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options, providers,
-                                        lay, x0, combine, screen)
+        profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
+                                        providers, lay, x0, combine, screen)
     return profile
 
 

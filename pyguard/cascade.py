@@ -34,8 +34,9 @@ class CascadeRunner:
     def __init__(self, sess) -> None:
         fused = sess._fused
         if fused is None or fused.detector is None or fused.detector.cascade is None:
-            raise ConfigError("cascade=True needs a profile calibrated with detector='fused' and at least one "
-                              "squeezer")
+            raise ConfigError(
+                "cascade=True needs a profile calibrated with detector='fused' and at least one squeezer"
+            )
         self.sess = sess
         self.detector = fused.detector
         self.cascade = fused.detector.cascade
@@ -48,7 +49,9 @@ class CascadeRunner:
         s, det, fused = self.sess, self.sess._detector, self.sess._fused
         t0 = time.perf_counter()
         if x.ndim < 2:
-            raise ConfigError(f"input {det.name!r} must have a batch axis and image axes, got shape {x.shape}")
+            raise ConfigError(
+                f"input {det.name!r} must have a batch axis and image axes, got shape {x.shape}"
+            )
         n = x.shape[0]
         ws = s._workspace(x, False)
         nonfinite, out_of_range, src = s._checks_and_source(x, ws)
@@ -78,8 +81,9 @@ class CascadeRunner:
         if forwarded.any():
             t3 = time.perf_counter()
             idx = np.flatnonzero(forwarded) if det.batch_dynamic and len(s._inputs) == 1 else np.arange(n)
-            distances = self._squeeze_distances(src[idx], main[idx], lo, hi, feed, idx, run_options,
-                                                _squeeze_scores)
+            distances = self._squeeze_distances(
+                src[idx], main[idx], lo, hi, feed, idx, run_options, _squeeze_scores
+            )
             for key, d in zip(self.squeeze_keys, distances):
                 values[key][idx] = d
             sub = {k: v[idx] for k, v in values.items()}
@@ -101,8 +105,9 @@ class CascadeRunner:
 
         s, det = self.sess, self.sess._detector
         m = len(idx)
-        stack = np.empty((len(det.squeezers) * m, *pixels.shape[1:]), dtype=s._inputs[det.name].dtype
-                         or pixels.dtype)
+        stack = np.empty(
+            (len(det.squeezers) * m, *pixels.shape[1:]), dtype=s._inputs[det.name].dtype or pixels.dtype
+        )
         slots = stack.reshape(len(det.squeezers), m, *pixels.shape[1:])
         tmp = np.empty(pixels.shape, dtype=pixels.dtype) if det.affine is not None else None
         for i, sq in enumerate(det.squeezers):
@@ -117,9 +122,14 @@ class CascadeRunner:
             out = _OrtSession.run(s, [det.output_name], {det.name: stack}, run_options)[0]
             probs = np.asarray(out).reshape(len(det.squeezers), m, -1)
         else:
-            probs = np.stack([np.asarray(_OrtSession.run(s, [det.output_name], {**feed, det.name: slots[i]},
-                                                         run_options)[0]).reshape(m, -1)
-                              for i in range(len(det.squeezers))])
+            probs = np.stack(
+                [
+                    np.asarray(
+                        _OrtSession.run(s, [det.output_name], {**feed, det.name: slots[i]}, run_options)[0]
+                    ).reshape(m, -1)
+                    for i in range(len(det.squeezers))
+                ]
+            )
         _, per = squeeze_scores(np.concatenate([main[None], probs]), det.logits)
         return per
 

@@ -24,7 +24,15 @@ from .fusion import FusedDetector, combine, fold_ids
 DETECTORS = ("fused", "squeeze")
 #: Squeezers tried when the caller of ``calibrate(detector="fused")`` does not choose: per family, the most
 #: aggressive one that leaves clean predictions (nearly) unchanged is kept.
-CANDIDATES = ("bit_depth:1", "bit_depth:2", "bit_depth:3", "bit_depth:4", "bit_depth:5", "median:2", "median:3")
+CANDIDATES = (
+    "bit_depth:1",
+    "bit_depth:2",
+    "bit_depth:3",
+    "bit_depth:4",
+    "bit_depth:5",
+    "median:2",
+    "median:3",
+)
 AGREEMENT = 0.95
 CHOICE_SAMPLES = 512
 
@@ -61,7 +69,9 @@ class _CollectActivations(SessionActivations):
 
     def apply(self, report: Any, channel_max: np.ndarray) -> None:
         super().apply(report, channel_max)
-        report.scores["activation_channels"] = np.asarray(channel_max, np.float32).reshape(len(channel_max), -1)
+        report.scores["activation_channels"] = np.asarray(channel_max, np.float32).reshape(
+            len(channel_max), -1
+        )
 
 
 def cross_fit_activation(excess: np.ndarray, preset: str, folds: int, seed: int = 0) -> np.ndarray:
@@ -85,15 +95,29 @@ def cross_fit_activation(excess: np.ndarray, preset: str, folds: int, seed: int 
 class FusedRuntime:
     """Computes every signal for a batch and, with a fitted detector, the fused decision."""
 
-    def __init__(self, detector: FusedDetector | None, layout: str, lo: float, hi: float, kind: str,
-                 names: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        detector: FusedDetector | None,
+        layout: str,
+        lo: float,
+        hi: float,
+        kind: str,
+        names: list[str] | None = None,
+    ) -> None:
         self.detector = detector
         self.layout, self.lo, self.hi, self.kind = layout, lo, hi, kind
         self.names = list(detector.signals) if detector is not None else list(names or [])
         self.inputs = tuple(n for n in self.names if n in _signals.AVAILABLE_INPUT_SIGNALS)
 
-    def values(self, report: Any, pixels: np.ndarray, lo: float, hi: float, main_out: np.ndarray,
-               names: list[str] | None = None) -> dict[str, np.ndarray]:
+    def values(
+        self,
+        report: Any,
+        pixels: np.ndarray,
+        lo: float,
+        hi: float,
+        main_out: np.ndarray,
+        names: list[str] | None = None,
+    ) -> dict[str, np.ndarray]:
         names = self.names if names is None else names
         inputs = tuple(n for n in names if n in _signals.AVAILABLE_INPUT_SIGNALS)
         values = _signals.input_signals(pixels, self.layout, lo, hi, names=inputs) if inputs else {}
@@ -101,8 +125,10 @@ class FusedRuntime:
         for n in names:
             if n not in values:
                 if n not in report.scores:
-                    raise ConfigError(f"signal {n!r} of the fused detector is not available in this session "
-                                      "(a profile's activation monitor or squeezer is missing)")
+                    raise ConfigError(
+                        f"signal {n!r} of the fused detector is not available in this session "
+                        "(a profile's activation monitor or squeezer is missing)"
+                    )
                 values[n] = report.scores[n]
         return {n: np.asarray(values[n], np.float64) for n in names}
 
@@ -116,8 +142,13 @@ class FusedRuntime:
         decide(report, combine(p, self.detector.combine), self.detector.threshold, p)
 
 
-def decide(report: Any, fused: np.ndarray, threshold: float, p: dict[str, np.ndarray],
-           forwarded: np.ndarray | None = None) -> None:
+def decide(
+    report: Any,
+    fused: np.ndarray,
+    threshold: float,
+    p: dict[str, np.ndarray],
+    forwarded: np.ndarray | None = None,
+) -> None:
     """Flags = sanity failures or fused statistic above the threshold; reasons name the strongest signals.
 
     The activation check's own flag is replaced: its score is one of the fused signals, so the fused
@@ -133,8 +164,14 @@ def decide(report: Any, fused: np.ndarray, threshold: float, p: dict[str, np.nda
     names = list(p)
     report.reasons = [[] for _ in range(len(fused))]
     for i in np.flatnonzero(report.flagged).tolist():
-        reasons = [r for r, hit in (("non_finite", report.scores["non_finite"][i] > 0),
-                                    ("input_range", report.scores["out_of_range"][i] > 0)) if hit]
+        reasons = [
+            r
+            for r, hit in (
+                ("non_finite", report.scores["non_finite"][i] > 0),
+                ("input_range", report.scores["out_of_range"][i] > 0),
+            )
+            if hit
+        ]
         if above[i]:
             strongest = sorted(names, key=lambda n: p[n][i])[:3]
             reasons += ["fused"] + [f"fused:{n}" for n in strongest if p[n][i] < 0.05]
@@ -187,11 +224,13 @@ def calibration_pass(sess, batches, names: list[str], acts) -> dict[str, np.ndar
     return out
 
 
-def fit(values: dict[str, np.ndarray], fpr: float, *, combine: str = "fisher", screen: float = 0.2
-        ) -> FusedDetector:
+def fit(
+    values: dict[str, np.ndarray], fpr: float, *, combine: str = "fisher", screen: float = 0.2
+) -> FusedDetector:
     tails = {n: _signals.tail_of(n) for n in values}
-    return FusedDetector.fit(values, tails, fpr, method=combine, cheap=cheap_names(list(values)),
-                             screen=screen)
+    return FusedDetector.fit(
+        values, tails, fpr, method=combine, cheap=cheap_names(list(values)), screen=screen
+    )
 
 
 def check_detector(detector: str) -> str:
@@ -200,5 +239,15 @@ def check_detector(detector: str) -> str:
     return detector
 
 
-__all__ = ["DETECTORS", "CANDIDATES", "FusedRuntime", "choose_squeezers", "signal_names", "cheap_names",
-           "calibration_pass", "fit", "cross_fit_activation", "decide"]
+__all__ = [
+    "DETECTORS",
+    "CANDIDATES",
+    "FusedRuntime",
+    "choose_squeezers",
+    "signal_names",
+    "cheap_names",
+    "calibration_pass",
+    "fit",
+    "cross_fit_activation",
+    "decide",
+]

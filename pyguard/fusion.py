@@ -9,9 +9,10 @@ p-values of a sample are combined into one statistic with one threshold at the t
   calibration value ``u`` (``k = 10%`` of n, at least 5) we use the peaks-over-threshold model of extreme
   value theory: exceedances ``y = s - u`` follow a generalized Pareto distribution, fitted by the method of
   moments (``xi = (1 - m^2/v) / 2``, ``beta = m (1 - xi)`` with the shape clipped to [0, 0.5], i.e. from an
-  exponential to a heavy tail, never a bounded one), and ``p(s) = (k + 1) / (n + 1) * (1 + xi y / beta)^(-1/xi)``
-  (``exp(-y / beta)`` for ``xi = 0``). It joins the empirical p-value at ``u`` and keeps decreasing smoothly
-  beyond the calibration maximum. p-values are floored at 1e-16.
+  exponential to a heavy tail, never a bounded one), and
+  ``p(s) = (k + 1) / (n + 1) * (1 + xi y / beta)^(-1/xi)`` (``exp(-y / beta)`` for ``xi = 0``). It joins
+  the empirical p-value at ``u`` and keeps decreasing smoothly beyond the calibration maximum.
+  p-values are floored at 1e-16.
 * Two-sided signals: ``p = min(1, 2 min(p_upper(s), p_upper(-s)))`` with a tail model on each side.
 * Combination: Fisher ``T = -2 sum log p`` (default) or min-p ``T = -log min p``. The signals are correlated,
   so the chi-square reference of Fisher's method does not hold; the threshold on T is instead the reference
@@ -59,7 +60,7 @@ class UpperTail:
         n = int(v.size)
         k = min(max(MIN_TAIL, int(round(TAIL_FRACTION * n))), n - 1)
         u = float(v[n - k - 1]) if k > 0 else float(v[-1])
-        excess = v[n - k:] - u if k > 0 else np.zeros(0)
+        excess = v[n - k :] - u if k > 0 else np.zeros(0)
         beta, xi = fit_gpd(excess, spread=float(v[-1] - v[0]))
         ref = v if n <= MAX_REFERENCE else np.quantile(v, np.linspace(0, 1, MAX_REFERENCE))
         return cls(reference=ref, n=n, u=u, k=k, beta=beta, xi=xi)
@@ -78,13 +79,25 @@ class UpperTail:
         return np.clip(p, P_FLOOR, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference.tolist(), "n": self.n, "u": self.u, "k": self.k,
-                "beta": self.beta, "xi": self.xi}
+        return {
+            "reference": self.reference.tolist(),
+            "n": self.n,
+            "u": self.u,
+            "k": self.k,
+            "beta": self.beta,
+            "xi": self.xi,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UpperTail:
-        return cls(reference=np.asarray(d["reference"], np.float64), n=int(d["n"]), u=float(d["u"]),
-                   k=int(d["k"]), beta=float(d["beta"]), xi=float(d["xi"]))
+        return cls(
+            reference=np.asarray(d["reference"], np.float64),
+            n=int(d["n"]),
+            u=float(d["u"]),
+            k=int(d["k"]),
+            beta=float(d["beta"]),
+            xi=float(d["xi"]),
+        )
 
 
 def fit_gpd(excess: np.ndarray, spread: float = 0.0) -> tuple[float, float]:
@@ -109,7 +122,11 @@ def gpd_survival(y: np.ndarray, beta: float, xi: float) -> np.ndarray:
     y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
     if xi == 0.0:
         return np.exp(-y / beta)
-    return np.power1p(xi * y / beta, -1.0 / xi) if hasattr(np, "power1p") else (1.0 + xi * y / beta) ** (-1.0 / xi)
+    return (
+        np.power1p(xi * y / beta, -1.0 / xi)
+        if hasattr(np, "power1p")
+        else (1.0 + xi * y / beta) ** (-1.0 / xi)
+    )
 
 
 # ---- one signal --------------------------------------------------------------------------------------------
@@ -137,13 +154,21 @@ class SignalModel:
         return p
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "tail": self.tail, "upper": self.upper.to_dict(),
-                "lower": None if self.lower is None else self.lower.to_dict()}
+        return {
+            "name": self.name,
+            "tail": self.tail,
+            "upper": self.upper.to_dict(),
+            "lower": None if self.lower is None else self.lower.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SignalModel:
-        return cls(name=d["name"], tail=d["tail"], upper=UpperTail.from_dict(d["upper"]),
-                   lower=None if d.get("lower") is None else UpperTail.from_dict(d["lower"]))
+        return cls(
+            name=d["name"],
+            tail=d["tail"],
+            upper=UpperTail.from_dict(d["upper"]),
+            lower=None if d.get("lower") is None else UpperTail.from_dict(d["lower"]),
+        )
 
 
 def combine(p_values: dict[str, np.ndarray], method: str) -> np.ndarray:
@@ -162,8 +187,9 @@ def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % folds
 
 
-def cross_fit(values: dict[str, np.ndarray], tails: dict[str, str], method: str, folds: int = 5,
-              seed: int = 0) -> np.ndarray:
+def cross_fit(
+    values: dict[str, np.ndarray], tails: dict[str, str], method: str, folds: int = 5, seed: int = 0
+) -> np.ndarray:
     """Clean fused statistics, each computed with p-value models fitted on the other folds."""
     n = len(next(iter(values.values())))
     ids = fold_ids(n, folds, seed)
@@ -175,7 +201,7 @@ def cross_fit(values: dict[str, np.ndarray], tails: dict[str, str], method: str,
     return out
 
 
-# ---- the detector -------------------------------------------------------------------------------------------
+# ---- the detector ------------------------------------------------------------------------------------------
 @dataclass
 class Cascade:
     """Screening: squeezed passes only for samples whose cheap statistic exceeds ``clear_threshold``."""
@@ -204,9 +230,18 @@ class FusedDetector:
     folds: int = 5
 
     @classmethod
-    def fit(cls, values: dict[str, np.ndarray], tails: dict[str, str], fpr: float, *, method: str = "fisher",
-            cheap: list[str] | None = None, screen: float = 0.2, folds: int = 5, seed: int = 0
-            ) -> FusedDetector:
+    def fit(
+        cls,
+        values: dict[str, np.ndarray],
+        tails: dict[str, str],
+        fpr: float,
+        *,
+        method: str = "fisher",
+        cheap: list[str] | None = None,
+        screen: float = 0.2,
+        folds: int = 5,
+        seed: int = 0,
+    ) -> FusedDetector:
         """Fit on clean calibration values (signal name -> one value per sample)."""
         fpr = check_fpr(fpr)
         if method not in COMBINERS:
@@ -218,19 +253,30 @@ class FusedDetector:
             raise ConfigError("every signal needs one calibration value per sample")
         n_cal = n.pop()
         if n_cal < 2 * folds:
-            raise ConfigError(f"the fused detector needs at least {2 * folds} calibration samples, got {n_cal}")
+            raise ConfigError(
+                f"the fused detector needs at least {2 * folds} calibration samples, got {n_cal}"
+            )
         full_cv = cross_fit(values, tails, method, folds, seed)
         cheap = [c for c in (cheap or []) if c in values]
         models = {name: SignalModel.fit(name, tails[name], v) for name, v in values.items()}
-        det = cls(signals=models, combine=method, threshold=threshold_at_fpr(full_cv, fpr), fpr=fpr,
-                  n_calibration=n_cal, cheap=cheap, folds=folds)
+        det = cls(
+            signals=models,
+            combine=method,
+            threshold=threshold_at_fpr(full_cv, fpr),
+            fpr=fpr,
+            n_calibration=n_cal,
+            cheap=cheap,
+            folds=folds,
+        )
         if cheap and len(cheap) < len(values):
             cheap_cv = cross_fit({c: values[c] for c in cheap}, tails, method, folds, seed)
             det.cheap_threshold = threshold_at_fpr(cheap_cv, fpr)
             det.cascade = fit_cascade(cheap_cv, full_cv, fpr, screen)
         return det
 
-    def p_values(self, values: dict[str, np.ndarray], names: list[str] | None = None) -> dict[str, np.ndarray]:
+    def p_values(
+        self, values: dict[str, np.ndarray], names: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         names = list(self.signals) if names is None else names
         missing = [s for s in names if s not in values]
         if missing:
@@ -241,20 +287,33 @@ class FusedDetector:
         return combine(self.p_values(values, names), self.combine)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"combine": self.combine, "threshold": self.threshold, "fpr": self.fpr,
-                "n_calibration": self.n_calibration, "cheap": list(self.cheap),
-                "cheap_threshold": self.cheap_threshold, "folds": self.folds,
-                "cascade": None if self.cascade is None else self.cascade.to_dict(),
-                "signals": [m.to_dict() for m in self.signals.values()]}
+        return {
+            "combine": self.combine,
+            "threshold": self.threshold,
+            "fpr": self.fpr,
+            "n_calibration": self.n_calibration,
+            "cheap": list(self.cheap),
+            "cheap_threshold": self.cheap_threshold,
+            "folds": self.folds,
+            "cascade": None if self.cascade is None else self.cascade.to_dict(),
+            "signals": [m.to_dict() for m in self.signals.values()],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FusedDetector:
         signals = {s["name"]: SignalModel.from_dict(s) for s in d["signals"]}
         cascade = None if d.get("cascade") is None else Cascade(**d["cascade"])
-        return cls(signals=signals, combine=d["combine"], threshold=float(d["threshold"]), fpr=float(d["fpr"]),
-                   n_calibration=int(d["n_calibration"]), cheap=list(d.get("cheap", [])),
-                   cheap_threshold=float(d.get("cheap_threshold", math.inf)), cascade=cascade,
-                   folds=int(d.get("folds", 5)))
+        return cls(
+            signals=signals,
+            combine=d["combine"],
+            threshold=float(d["threshold"]),
+            fpr=float(d["fpr"]),
+            n_calibration=int(d["n_calibration"]),
+            cheap=list(d.get("cheap", [])),
+            cheap_threshold=float(d.get("cheap_threshold", math.inf)),
+            cascade=cascade,
+            folds=int(d.get("folds", 5)),
+        )
 
 
 def fit_cascade(cheap_cv: np.ndarray, full_cv: np.ndarray, fpr: float, screen: float) -> Cascade:
@@ -269,9 +328,20 @@ def fit_cascade(cheap_cv: np.ndarray, full_cv: np.ndarray, fpr: float, screen: f
     allowed = n - math.ceil(n * (1.0 - fpr))  # flags the reference rule allows on n samples
     m = forwarded.size
     threshold = -math.inf if m <= allowed else float(forwarded[m - allowed - 1])
-    return Cascade(screen=float(screen), clear_threshold=float(clear), threshold=threshold,
-                   screened_clean=float(m / n))
+    return Cascade(
+        screen=float(screen), clear_threshold=float(clear), threshold=threshold, screened_clean=float(m / n)
+    )
 
 
-__all__ = ["FusedDetector", "SignalModel", "UpperTail", "Cascade", "combine", "cross_fit", "fit_gpd",
-           "gpd_survival", "fit_cascade", "COMBINERS"]
+__all__ = [
+    "FusedDetector",
+    "SignalModel",
+    "UpperTail",
+    "Cascade",
+    "combine",
+    "cross_fit",
+    "fit_gpd",
+    "gpd_survival",
+    "fit_cascade",
+    "COMBINERS",
+]

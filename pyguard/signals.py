@@ -39,9 +39,16 @@ from . import ops
 
 #: Signal name -> which tail of the clean distribution is suspicious.
 TAILS = {
-    "off_grid": "upper", "hf_energy": "upper", "residual_xchannel": "upper", "hf_ratio": "upper",
-    "chroma_hf": "upper", "tv": "two-sided",
-    "saturation": "two-sided", "hist_entropy": "two-sided", "margin": "two-sided", "energy": "two-sided",
+    "off_grid": "upper",
+    "hf_energy": "upper",
+    "residual_xchannel": "upper",
+    "hf_ratio": "upper",
+    "chroma_hf": "upper",
+    "tv": "two-sided",
+    "saturation": "two-sided",
+    "hist_entropy": "two-sided",
+    "margin": "two-sided",
+    "energy": "two-sided",
     "activation_range": "upper",
 }
 #: Squeeze distances (one signal per squeezer, ``squeeze[<spec>]``) are upper-tailed.
@@ -74,8 +81,9 @@ def channels_first(x: np.ndarray, layout: str) -> np.ndarray:
     raise ValueError(f"unknown layout {layout!r}")
 
 
-def input_signals(pixels: np.ndarray, layout: str, lo: float = 0.0, hi: float = 1.0,
-                  names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+def input_signals(
+    pixels: np.ndarray, layout: str, lo: float = 0.0, hi: float = 1.0, names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
     """Input statistics of a batch whose pixel values lie in [lo, hi] (float32 or uint8, any layout).
 
     ``names`` restricts the result to those signals (default: all that apply; ``residual_xchannel`` needs
@@ -119,16 +127,18 @@ def input_signals(pixels: np.ndarray, layout: str, lo: float = 0.0, hi: float = 
         if "hf_ratio" in want and h >= 4 and w >= 4:
             hh, ww = h // 2 * 2, w // 2 * 2
             x2 = x[:, :, :hh, :ww]
-            coarse = (x2[:, :, 0::2, 0::2] + x2[:, :, 1::2, 0::2] + x2[:, :, 0::2, 1::2]
-                      + x2[:, :, 1::2, 1::2]) * np.float32(0.25)
+            coarse = (
+                x2[:, :, 0::2, 0::2] + x2[:, :, 1::2, 0::2] + x2[:, :, 0::2, 1::2] + x2[:, :, 1::2, 1::2]
+            ) * np.float32(0.25)
             cv = coarse[:, :, 1:, :] - coarse[:, :, :-1, :]
             r2 = cv[:, :, :, 1:] - cv[:, :, :, :-1]
             e2 = _sum_squares(r2).sum(axis=1) / float(r2[0].size)
             out["hf_ratio"] = np.log(energy / per + _EPS) - np.log(e2 + _EPS)
         if "tv" in want:
             dh = x[:, :, :, 1:] - x[:, :, :, :-1]
-            total = np.abs(dv).reshape(n, -1).sum(axis=1, dtype=np.float64) / float(dv[0].size) \
-                + np.abs(dh).reshape(n, -1).sum(axis=1, dtype=np.float64) / float(dh[0].size)
+            total = np.abs(dv).reshape(n, -1).sum(axis=1, dtype=np.float64) / float(dv[0].size) + np.abs(
+                dh
+            ).reshape(n, -1).sum(axis=1, dtype=np.float64) / float(dh[0].size)
             out["tv"] = np.log(total + _EPS)
     return out
 
@@ -164,5 +174,12 @@ def output_signals(scores: np.ndarray, kind: str) -> dict[str, np.ndarray]:
     return {"margin": top2[:, 1] - top2[:, 0], "energy": energy}
 
 
-__all__ = ["TAILS", "INPUT_SIGNALS", "OUTPUT_SIGNALS", "input_signals", "output_signals", "tail_of",
-           "channels_first"]
+__all__ = [
+    "TAILS",
+    "INPUT_SIGNALS",
+    "OUTPUT_SIGNALS",
+    "input_signals",
+    "output_signals",
+    "tail_of",
+    "channels_first",
+]

@@ -102,8 +102,9 @@ def test_fit_errors_and_round_trip():
     with pytest.raises(ConfigError):
         fusion.FusedDetector.fit(values, tails, 0.05, method="max")
     with pytest.raises(ConfigError):
-        fusion.FusedDetector.fit({"margin": np.zeros(50), "s": np.zeros(40)}, {"margin": "two-sided",
-                                                                               "s": "upper"}, 0.05)
+        fusion.FusedDetector.fit(
+            {"margin": np.zeros(50), "s": np.zeros(40)}, {"margin": "two-sided", "s": "upper"}, 0.05
+        )
 
 
 def test_cross_fitted_threshold_holds_fpr_on_fresh_clean_data():
@@ -113,14 +114,18 @@ def test_cross_fitted_threshold_holds_fpr_on_fresh_clean_data():
         clean = {"a": rng.normal(size=600), "b": rng.gamma(2.0, size=600), "c": rng.standard_t(3, size=600)}
         tails = {"a": "two-sided", "b": "upper", "c": "upper"}
         det = fusion.FusedDetector.fit(clean, tails, 0.05, seed=split)
-        fresh = {"a": rng.normal(size=2000), "b": rng.gamma(2.0, size=2000), "c": rng.standard_t(3, size=2000)}
+        fresh = {
+            "a": rng.normal(size=2000),
+            "b": rng.gamma(2.0, size=2000),
+            "c": rng.standard_t(3, size=2000),
+        }
         hits += int((det.statistic(fresh) > det.threshold).sum())
         trials += 2000
     lo, hi = binomial_interval(round(0.05 * trials), trials)
     assert lo - 0.01 <= hits / trials <= hi + 0.01
 
 
-# ---- signals ------------------------------------------------------------------------------------------------
+# ---- signals -----------------------------------------------------------------------------------------------
 def test_input_signals_on_hand_made_images():
     flat = np.full((1, 3, 4, 4), 0.5, np.float32)
     ramp = np.tile(np.linspace(0, 1, 4, dtype=np.float32), (1, 3, 4, 1))
@@ -147,8 +152,13 @@ def test_output_signals():
 
 
 def test_choose_squeezers_per_family():
-    agreement = {"bit_depth:1": 0.80, "bit_depth:2": 0.97, "bit_depth:3": 0.99, "median:2": 0.96,
-                 "median:3": 0.99}
+    agreement = {
+        "bit_depth:1": 0.80,
+        "bit_depth:2": 0.97,
+        "bit_depth:3": 0.99,
+        "median:2": 0.96,
+        "median:3": 0.99,
+    }
     assert choose_squeezers(agreement) == ["bit_depth:2", "median:2"]
     assert choose_squeezers({"bit_depth:1": 0.5}) == []
 
@@ -162,8 +172,14 @@ def digits():
 def _calibrate(demo, x=None, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pyguard.calibrate(str(demo.model_path), demo.x_calib if x is None else x, detector="fused",
-                                 activations=True, activation_budget=None, **kw)
+        return pyguard.calibrate(
+            str(demo.model_path),
+            demo.x_calib if x is None else x,
+            detector="fused",
+            activations=True,
+            activation_budget=None,
+            **kw,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +255,9 @@ def test_profile_round_trip(tmp_path, digits, fused_profile):
     sess_a = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
     sess_b = pyguard.InferenceSession(str(digits.model_path), profile=loaded)
     x = {"image": digits.x_test[:20]}
-    np.testing.assert_allclose(sess_a.run_with_report(None, x)[1].scores["fused"],
-                               sess_b.run_with_report(None, x)[1].scores["fused"])
+    np.testing.assert_allclose(
+        sess_a.run_with_report(None, x)[1].scores["fused"], sess_b.run_with_report(None, x)[1].scores["fused"]
+    )
     d = fused_profile.to_dict()
     d["fused"] = {"signals": "nope"}
     with pytest.raises(ProfileError):

@@ -32,13 +32,28 @@ from make_demo import check_ort_matches_torch, export_onnx, log, ort_predict, or
 
 SEED = 20261122
 SIDE = 32
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-          "china", "flower")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "china",
+    "flower",
+)
 BANDS = {"train": (0.0, 0.6), "calib": (0.6, 0.8), "test": (0.8, 1.0)}
 COUNTS = {"train": 700, "calib": 70, "test": 70}  # patches per photo
 ATTACKED = 180  # correctly classified test patches attacked
 TRAIN = {"epochs": 10, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-4}
-CW = {"confidence": 0.0, "initial_const": 1.0, "binary_search_steps": 3, "max_iter": 50, "learning_rate": 0.01}
+CW = {
+    "confidence": 0.0,
+    "initial_const": 1.0,
+    "binary_search_steps": 3,
+    "max_iter": 50,
+    "learning_rate": 0.01,
+}
 
 
 def load_photos() -> list[np.ndarray]:
@@ -57,7 +72,7 @@ def patches(photos, part: str, rng: np.random.Generator) -> tuple[np.ndarray, np
         c0, c1 = int(lo * w), int(hi * w) - SIDE
         for _ in range(COUNTS[part]):
             r, c = rng.integers(0, h - SIDE + 1), rng.integers(c0, c1 + 1)
-            xs.append(img[r:r + SIDE, c:c + SIDE].transpose(2, 0, 1))
+            xs.append(img[r : r + SIDE, c : c + SIDE].transpose(2, 0, 1))
             ys.append(label)
     x = (np.stack(xs).astype(np.float32) / 255.0).astype(np.float32)
     return x, np.asarray(ys, np.int64)
@@ -67,10 +82,19 @@ def build_model():
     import torch.nn as nn
 
     return nn.Sequential(
-        nn.Conv2d(3, 24, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(24, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, len(PHOTOS)),
+        nn.Conv2d(3, 24, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(24, 48, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(48, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 4 * 4, 128),
+        nn.ReLU(),
+        nn.Linear(128, len(PHOTOS)),
     )
 
 
@@ -88,7 +112,7 @@ def train(x: np.ndarray, y: np.ndarray):
         order = torch.randperm(len(xt), generator=gen)
         total = 0.0
         for start in range(0, len(xt), TRAIN["batch_size"]):
-            b = order[start:start + TRAIN["batch_size"]]
+            b = order[start : start + TRAIN["batch_size"]]
             xb = xt[b]
             flip = torch.rand(len(b), generator=gen) < 0.5  # horizontal flips: cheap augmentation
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
@@ -135,19 +159,27 @@ def run_attacks(model, sess, x: np.ndarray, y: np.ndarray) -> tuple[dict, dict]:
         seconds = time.perf_counter() - t0
         success = ort_predict(sess, x_adv) != y[idx]
         delta = (x_adv - x[idx]).reshape(len(idx), -1)[success]
-        stats[name] = {"attack": fn, "params": params, "attacked": int(len(idx)), "quantized": "8-bit",
-                       "success_rate": round(float(success.mean()), 4),
-                       "mean_l2_successful": round(float(np.linalg.norm(delta, axis=1).mean()), 4)
-                       if len(delta) else None,
-                       "mean_linf_successful": round(float(np.abs(delta).max(1).mean()), 4) if len(delta) else None,
-                       "seconds": round(seconds, 1)}
+        stats[name] = {
+            "attack": fn,
+            "params": params,
+            "attacked": int(len(idx)),
+            "quantized": "8-bit",
+            "success_rate": round(float(success.mean()), 4),
+            "mean_l2_successful": round(float(np.linalg.norm(delta, axis=1).mean()), 4)
+            if len(delta)
+            else None,
+            "mean_linf_successful": round(float(np.abs(delta).max(1).mean()), 4) if len(delta) else None,
+            "seconds": round(seconds, 1),
+        }
         arrays[f"{name}_x"], arrays[f"{name}_idx"] = x_adv, idx.astype(np.int64)
         log(f"{name}: success {success.mean():.3f} on {len(idx)} patches ({seconds:.1f} s)")
     return arrays, stats
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "pyguard" / "data" / "photos")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -168,15 +200,24 @@ def main() -> None:
     arrays, stats = run_attacks(model, sess, *parts["test"])
     for p in ("calib", "test"):  # every image is on the 8-bit grid: stored as uint8, loaded as float32 / 255
         np.savez_compressed(args.out / f"{p}.npz", x=to_uint8(parts[p][0]), y=parts[p][1])
-    np.savez_compressed(args.out / "adv.npz", **{k: to_uint8(v) if k.endswith("_x") else v for k, v in arrays.items()})
-    meta = {"dataset": "32x32 patches of bundled photos, class = source photo; bands of columns: "
-                       f"{BANDS}", "photos": list(PHOTOS),
-            "input": {"name": "image", "shape": ["N", 3, SIDE, SIDE], "dtype": "float32", "range": [0.0, 1.0]},
-            "output": {"name": "logits", "shape": ["N", len(PHOTOS)]},
-            "splits": {p: int(len(parts[p][1])) for p in parts}, "accuracy": accuracy,
-            "ort_vs_torch_max_abs_logit_diff": diff, "attacks": stats, "seeds": {"all": SEED},
-            "training": TRAIN, "versions": {"torch": torch.__version__, "numpy": np.__version__},
-            "opset": 17, "generated_by": "tools/make_photos.py"}
+    np.savez_compressed(
+        args.out / "adv.npz", **{k: to_uint8(v) if k.endswith("_x") else v for k, v in arrays.items()}
+    )
+    meta = {
+        "dataset": f"32x32 patches of bundled photos, class = source photo; bands of columns: {BANDS}",
+        "photos": list(PHOTOS),
+        "input": {"name": "image", "shape": ["N", 3, SIDE, SIDE], "dtype": "float32", "range": [0.0, 1.0]},
+        "output": {"name": "logits", "shape": ["N", len(PHOTOS)]},
+        "splits": {p: int(len(parts[p][1])) for p in parts},
+        "accuracy": accuracy,
+        "ort_vs_torch_max_abs_logit_diff": diff,
+        "attacks": stats,
+        "seeds": {"all": SEED},
+        "training": TRAIN,
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        "opset": 17,
+        "generated_by": "tools/make_photos.py",
+    }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     log("done")
 
