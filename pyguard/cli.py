@@ -263,6 +263,13 @@ def cmd_eval(args) -> int:
                             faults=_fault_campaign(args.faults))
     out = write_report(result, args.out)
     print(f"report written to {out}/report.md (+ report.json, plots)")
+    _print_evaluation(result, acceptance)
+    if args.demo and args.detector == "both":  # ---- fused detector (issue 5): same examples, beside Xu ----
+        _fused_beside_xu(demo, result, model, x, y, settings, args)
+    return 0
+
+
+def _print_evaluation(result, acceptance) -> None:
     print(f"clean: accuracy {result.clean['accuracy']:.1%}, false-positive rate {result.clean['fpr']:.1%}")
     print(f"{'attack':<30} {'success':>8} {'detected':>9} {'ROC-AUC':>8} {'evaded':>7} {'queries':>8}")
     for a in result.attacks:
@@ -277,7 +284,27 @@ def cmd_eval(args) -> int:
               f"{'lowered' if a['lowers_detection'] else 'NOT lowered'}")
     for note in result.notes:
         print(f"note: {note}")
-    return 0
+
+
+def _fused_beside_xu(demo, xu_result, model, x, y, settings, args) -> None:
+    """Evaluate the fused detector on the very examples Xu's detector was evaluated on (report in OUT/fused).
+
+    The adaptive examples were adapted to Xu's detector; tools/adaptive_eval.py attacks the fused one."""
+    from .demo import calibrate_demo
+    from .eval.report import write_report
+    from .eval.suite import run_evaluation
+
+    profile = calibrate_demo(demo, None, args.fpr, detector="fused")
+    same = {s.name: {"x": s.x, "y": s.y, "x_source": s.x_source} for s in xu_result.attacks}
+    fused = run_evaluation(model, profile, x, y, attacks=[], settings=settings, bundled=same)
+    out = write_report(fused, os.path.join(args.out, "fused"))
+    print(f"\nfused detector beside Xu's on the same examples (report: {out}/report.md)")
+    print(f"clean false-positive rate: Xu {xu_result.clean['fpr']:.1%}, fused {fused.clean['fpr']:.1%}")
+    print(f"{'attack':<30} {'success':>8} {'Xu det':>8} {'fused det':>9} {'Xu AUC':>7} {'fused AUC':>9}")
+    for a, b in zip(xu_result.attacks, fused.attacks):
+        r, f = a.summary, b.summary
+        print(f"{a.name:<30} {_pct(r['success_rate']):>8} {_pct(r['detection_rate']):>8} "
+              f"{_pct(f['detection_rate']):>9} {_num3(r['roc_auc']):>7} {_num3(f['roc_auc']):>9}")
 
 
 def _pct(v: float) -> str:
@@ -395,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "sdc_restricted, sdc_flagged) to plot")
     e.add_argument("--squeezers", default=None, help="--demo only: squeezers (default bit_depth:1,median:2)")
     e.add_argument("--fpr", type=float, default=0.05, help="--demo only: target false-positive rate")
+    e.add_argument("--detector", choices=("squeeze", "both"), default="both",
+                   help="--demo only: evaluate Xu's squeeze detector, or it and the fused detector on the "
+                        "same examples (default both)")
     e.add_argument("--out", default="pyguard-eval", help="report folder (default ./pyguard-eval)")
     e.set_defaults(fn=cmd_eval)
 

@@ -108,7 +108,7 @@ def calibrate_demo(demo: dict, squeezers=DEFAULT_SQUEEZERS, fpr: float = 0.05, d
     ``detector="fused"`` also profiles every activation output (a tiny model: no overhead budget) and, with
     ``squeezers=None``, chooses the squeezers from the clean data."""
     fused = detector == "fused"
-    extra = {"activations": True, "activation_budget": None} if fused else {"activations": False}
+    extra = {"activations": True, "activation_budget": None} if fused else {}
     with Progress("calibrating", len(demo["calib_x"])) as progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         chosen = None if squeezers is None else tuple(squeezers)
