@@ -277,3 +277,27 @@ def test_errors(digits, fused_profile):
     sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile, action="reject")
     with pytest.raises(pyguard.AdversarialInputError):
         sess.run(None, {"image": digits.adversarial["bim_0.3"][0][:5]})
+
+
+# ---- the photo set and the adaptive attack -----------------------------------------------------------------
+def test_photo_demo_set_is_on_the_8_bit_grid():
+    from pyguard.data import load_photos_demo
+
+    photos = load_photos_demo()
+    assert photos.x_calib.dtype == np.float32 and photos.x_calib.shape[1:] == (3, 32, 32)
+    for x in (photos.x_test, *(a for a, _ in photos.adversarial.values())):
+        np.testing.assert_array_equal(np.rint(x * 255) / np.float32(255), x)
+    assert set(photos.adversarial) == {"fgsm_8", "fgsm_16", "pgd_8", "pgd_16", "cw_l2_0", "deepfool"}
+
+
+def test_adaptive_attack_on_fused_signals_stays_in_budget(digits, fused_profile):
+    pytest.importorskip("torch")
+    from pyguard.eval import adaptive_fused_pgd, to_torch
+
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    x, y = digits.x_test[:4], digits.y_test[:4]
+    x_adv = adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, fused_profile, sess, eps=0.1, steps=2)
+    assert x_adv.shape == x.shape and np.abs(x_adv - x).max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError):
+        squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], activations=False)
+        adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, squeeze_only, sess, eps=0.1, steps=1)
