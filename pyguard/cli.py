@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="integer labels, .npy")
     e.add_argument("--attacks", default=None,
                    help="comma-separated, default all: square_linf,square_l2,simba_pixel,simba_dct "
-                        "(black-box), fgsm,pgd,adaptive (white-box, need torch); 'none' with --demo "
+                        "(black-box), fgsm,pgd,pgd_l2,adaptive (white-box, need torch; cw_l2 on request); "
+                        "'none' with --demo "
                         "evaluates the demo's bundled attacks only")
     e.add_argument("--eps", type=float, default=0.3, help="L-inf radius in input units (default 0.3)")
     e.add_argument("--l2-eps", type=float, default=3.0, help="L2 radius of square_l2 (default 3.0)")

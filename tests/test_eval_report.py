@@ -150,3 +150,29 @@ def test_cli_eval_on_a_user_model(tiny, tmp_path, capsys):
     assert "square_linf" in capsys.readouterr().out
     assert json.loads((tmp_path / "r" / "report.json").read_text())["attacks"][0]["examples"] == 10
     assert main(["eval", str(tmp_path / "m.onnx")]) == 2  # profile, data and labels are required
+
+
+def test_without_torch_whitebox_attacks_are_skipped_with_a_note(tiny, monkeypatch):
+    from pyguard.eval import suite
+
+    monkeypatch.setattr(suite, "_torch_available", lambda: False)
+    model, profile, x, y = tiny
+    result = run_evaluation(model, profile, x, y, attacks=("fgsm", "adaptive"), settings=settings())
+    assert result.attacks == [] and len(result.notes) == 2 and "PyTorch" in result.notes[0]
+
+
+def test_importing_the_black_box_side_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, pyguard.eval, pyguard.eval.suite; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_eval_help(capsys):
+    from pyguard.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--help"])
+    assert exc.value.code == 0 and "--backend" in capsys.readouterr().out

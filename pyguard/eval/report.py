@@ -42,7 +42,7 @@ def to_json(result: EvalResult) -> dict:
     settings = {k: getattr(result.settings, k) for k in result.settings.__dataclass_fields__}
     clean = {k: v for k, v in result.clean.items() if k != "scores"}
     return _clean_number({
-        "model": result.model,
+        "model": Path(result.model).name,
         "detector": {"squeezers": list(p.squeezers), "threshold": p.threshold, "fpr_target": p.fpr,
                      "purifier": p.purifier},
         "settings": settings,
@@ -100,8 +100,9 @@ def _table(rows) -> list[str]:
 def to_markdown(result: EvalResult, plots: list[str]) -> str:
     p, c, s = result.profile, result.clean, result.settings
     lines = ["# pyguard security evaluation", "",
-             f"Model `{result.model}`; detector {' + '.join(p.squeezers)}, threshold {p.threshold:.4f} "
-             f"(target false-positive rate {p.fpr:.0%}); purifier `{p.purifier}`.", "",
+             f"Model `{Path(result.model).name}`; detector {' + '.join(p.squeezers)}, "
+             f"threshold {p.threshold:.4f} (target false-positive rate {p.fpr:.0%}); "
+             f"purifier `{p.purifier}`.", "",
              "## Clean data", "",
              f"- {c['n']} labelled samples, model accuracy {_pct(c['accuracy'])}; accuracy with "
              f"`action=\"purify\"` {_pct(c['accuracy_purify'])}.",
@@ -175,11 +176,13 @@ def plot_roc(result: EvalResult, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     clean = result.clean["scores"]
-    for s in result.attacks:
+    colors = plt.get_cmap("tab20").colors
+    for k, s in enumerate(result.attacks):
         ok = s.scores[s.success]
         if ok.size:
             fpr, tpr = roc_curve(clean, ok)
-            ax.plot(fpr, tpr, label=f"{s.name} (AUC {s.summary['roc_auc']:.3f})", lw=1.3)
+            ax.plot(fpr, tpr, label=f"{s.name} (AUC {s.summary['roc_auc']:.3f})", lw=1.3,
+                    color=colors[k % len(colors)], ls=("-", "--", ":")[(k // len(colors)) % 3])
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax.axvline(result.clean["fpr"], color="black", ls="--", lw=0.8, label="operating point (measured FPR)")
     ax.set(xlabel="false-positive rate (clean)", ylabel="detection rate (successful adversarial)",
@@ -211,7 +214,7 @@ def plot_scores(result: EvalResult, path: Path) -> None:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle("feature-squeezing scores, clean vs adversarial", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
