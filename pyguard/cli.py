@@ -217,7 +217,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(squeezers=_squeezer_list(args.squeezers) if args.squeezers else None, fpr=args.fpr,
-                    seconds=args.seconds)
+                    seconds=args.seconds, dataset=args.set)
 
 
 # ---- eval --------------------------------------------------------------------------------------------------
@@ -341,9 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "successful adversarial examples, ROC-AUC and the latency overhead "
                                    "against plain onnxruntime.")
     d.add_argument("--squeezers", default=None,
-                   help="comma-separated squeezers (default: bit_depth:1,median:2)")
+                   help="comma-separated squeezers (default: bit_depth:1,median:2; photos: "
+                        "bit_depth:5,median:2)")
     d.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     d.add_argument("--seconds", type=float, default=1.5, help="time budget of each latency measurement")
+    d.add_argument("--set", choices=("digits", "photos"), default="digits",
+                   help="bundled set: digits (default) or photos (32x32 patches of bundled photos, attacks "
+                        "on the 8-bit grid; Xu's squeezers bit_depth:5,median:2)")
     d.set_defaults(fn=cmd_demo)
 
     c = sub.add_parser("calibrate", help="calibrate a profile on clean data",

@@ -116,17 +116,26 @@ def calibrate_demo(demo: dict, squeezers=DEFAULT_SQUEEZERS, fpr: float = 0.05, d
                          progress=progress, detector=detector, **extra, **demo["calibrate_kwargs"])
 
 
-def load_demo() -> dict:
-    """The bundled digits demo in the form the demo and `pyguard eval --demo` use."""
-    from .data import load_digits_demo
-
-    return _demo_data(load_digits_demo())
+#: Xu et al.'s configuration per demo set (MNIST's for digits, CIFAR-10's without NLM for the photo patches).
+SET_SQUEEZERS = {"digits": DEFAULT_SQUEEZERS, "photos": ("bit_depth:5", "median:2")}
 
 
-def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) -> int:
+def load_demo(name: str = "digits") -> dict:
+    """A bundled demo set ("digits", or "photos": natural-photo patches) in the form the demo and
+    `pyguard eval --demo` use."""
+    from .data import load_digits_demo, load_photos_demo
+
+    loaders = {"digits": load_digits_demo, "photos": load_photos_demo}
+    if name not in loaders:
+        raise ValueError(f"unknown demo set {name!r}; choose one of {sorted(loaders)}")
+    return _demo_data(loaders[name]())
+
+
+def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None,
+             dataset: str = "digits") -> int:
     out = out if out is not None else sys.stdout
-    squeezers = tuple(squeezers) if squeezers else DEFAULT_SQUEEZERS
-    demo = load_demo()
+    squeezers = tuple(squeezers) if squeezers else SET_SQUEEZERS[dataset]
+    demo = load_demo(dataset)
     print(f"pyguard demo: {demo['description']}", file=out)
     print(f"detector: {' + '.join(squeezers)}, target false-positive rate {fpr:.0%}", file=out)
 
@@ -198,8 +207,8 @@ def _us(ms: float) -> str:
     return f"{ms * 1e3:.0f} us" if ms < 1 else f"{ms:.2f} ms"
 
 
-ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (PGD)", "carlini_wagner_l2": "CW L2", "deepfool": "DeepFool",
-                 "jsma": "JSMA"}
+ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (PGD)", "pgd_linf": "PGD", "carlini_wagner_l2": "CW L2",
+                 "deepfool": "DeepFool", "jsma": "JSMA"}
 
 
 def _attack_label(name: str, meta: dict) -> str:
@@ -207,7 +216,9 @@ def _attack_label(name: str, meta: dict) -> str:
     kind, params = info.get("attack"), info.get("params", {})
     label = ATTACK_LABELS.get(kind, name)
     if "eps" in params:
-        label += f" eps={params['eps']:g}"
+        eps = params["eps"]
+        label += f" eps={eps * 255:.0f}/255" if abs(eps * 255 - round(eps * 255)) < 1e-6 and eps < 0.1 \
+            else f" eps={eps:g}"
     elif "confidence" in params:
         label += f" conf={params['confidence']:g}"
     return label

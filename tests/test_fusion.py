@@ -301,3 +301,14 @@ def test_adaptive_attack_on_fused_signals_stays_in_budget(digits, fused_profile)
     with pytest.raises(ValueError):
         squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], activations=False)
         adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, squeeze_only, sess, eps=0.1, steps=1)
+
+
+def test_demo_prints_fused_beside_xu():
+    import io
+
+    from pyguard.demo import run_demo
+
+    buf = io.StringIO()
+    assert run_demo(seconds=0.05, out=buf, dataset="photos") == 0
+    text = buf.getvalue()
+    assert "fused det" in text and "Xu det" in text and "PGD eps=8/255" in text
