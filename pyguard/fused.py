@@ -8,6 +8,10 @@ Signals of a guarded run: each squeezer's distance ``squeeze[<spec>]`` (not only
 activation-range score ``activation_range`` (when the profile monitors activations), the input statistics
 and the output statistics. ``report.scores`` holds every one of them plus ``"fused"`` (the combined
 statistic; flagged when above ``report.threshold``).
+
+Known limitation: with ``action="purify"`` the outputs of the samples flagged by the profile's *squeeze*
+threshold (Xu's, which a fused profile also keeps) are purified, while ``report.flagged`` is the fused
+decision.
 """
 
 from __future__ import annotations
@@ -134,12 +138,16 @@ class FusedRuntime:
 
     def apply(self, report: Any, pixels: np.ndarray, lo: float, hi: float, main_out: np.ndarray) -> None:
         """Put every signal in ``report.scores``; with a detector, add ``"fused"`` and decide."""
+        import time
+
+        t0 = time.perf_counter()
         values = self.values(report, pixels, lo, hi, main_out)
         report.scores.update(values)
         if self.detector is None:
             return
         p = self.detector.p_values(values)
         decide(report, combine(p, self.detector.combine), self.detector.threshold, p)
+        report.timings["fused"] = (time.perf_counter() - t0) * 1e3
 
 
 def decide(

@@ -252,6 +252,7 @@ class InferenceSession(_OrtSession):
             self._activations.apply(report, outputs.pop())
         if self._fused is not None and self._cascade is None:  # ---- fused detector (issue 5) ----
             self._fused.apply(report, *self._local.fused_inputs)
+            self._local.fused_inputs = None  # do not keep the caller's batch alive
         timings["total"] = _ms(t0)
         self._local.report = report
         if self.action == "reject" and report.any_flagged:
