@@ -93,11 +93,14 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
     kind = _output_kind(first_out)
 
     spec = InputSpec(name=image.name, layout=lay, dtype=str(x0.dtype), range=rng, mean=mean, std=std)
+    if auto_squeezers:  # ---- fused detector (issue 5): squeezers chosen from clean data ----
+        specs = _choose_squeezers(sess, model_bytes, spec, out_name, kind, specs, fpr,
+                                  _batches(data, image, batch_size, _fixed_batch(image)))
     draft = GuardProfile(model_sha256=model_sha256(model_bytes), input=spec, output_name=out_name,
                          output_kind=kind, squeezers=specs, threshold=float("inf"), fpr=fpr)
     sess._guard_init(draft, "monitor")
 
-    scores, per_squeezer, agree, done = [], [], [], 0
+    scores, per_squeezer, done = [], [], 0
     total = len(data) if isinstance(data, np.ndarray) else None
     for feed, valid in _chain_first((first_feed, first_valid), batches):
         _, report = sess.run_with_report([out_name], feed)
@@ -105,9 +108,6 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         if specs:
             scores.append(report.scores["squeeze"][:valid])
             per_squeezer.append([report.scores[f"squeeze[{s}]"][:valid] for s in specs])
-        if auto_squeezers and done < _fused.CHOICE_SAMPLES:  # clean top-1 agreement of each candidate
-            top = sess._local.fused_probs.argmax(axis=-1)[:, :valid]
-            agree.append(top[1:] == top[0])
         done += valid
         if progress is not None:
             progress(done, total)
@@ -115,13 +115,6 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
     if done * fpr < 1:
         warnings.warn(f"{done} calibration samples are too few for fpr={fpr}: the threshold is their maximum",
                       stacklevel=2)
-    if auto_squeezers:  # ---- fused detector (issue 5): squeezers chosen from clean data ----
-        agreement = dict(zip(specs, np.concatenate(agree, axis=1).mean(axis=1).tolist()))
-        keep = _fused.choose_squeezers(agreement)
-        per_squeezer = [[b[specs.index(k)] for k in keep] for b in per_squeezer]
-        scores = [np.max(np.stack(b), axis=0) if b else np.zeros(len(s0))
-                  for b, s0 in zip(per_squeezer, scores)]
-        specs = keep
     threshold, quantiles, purifier = float("inf"), {}, None
     if specs:
         all_scores = np.concatenate(scores)
@@ -144,6 +137,24 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
                                         providers, lay, x0, combine, screen)
     return profile
+
+
+def _choose_squeezers(sess, model_bytes, spec, out_name, kind, candidates, fpr, batches) -> list[str]:
+    """Clean top-1 agreement of every candidate squeezer on the first CHOICE_SAMPLES samples, then
+    :func:`pyguard.fused.choose_squeezers`."""
+    draft = GuardProfile(model_sha256=model_sha256(model_bytes), input=spec, output_name=out_name,
+                         output_kind=kind, squeezers=list(candidates), threshold=float("inf"), fpr=fpr)
+    sess._guard_init(draft, "monitor")
+    agree, done = [], 0
+    for feed, valid in batches:
+        sess.run_with_report([out_name], feed)
+        top = sess._local.fused_probs.argmax(axis=-1)[:, :valid]
+        agree.append(top[1:] == top[0])
+        done += valid
+        if done >= _fused.CHOICE_SAMPLES:
+            break
+    agreement = dict(zip(candidates, np.concatenate(agree, axis=1).mean(axis=1).tolist()))
+    return _fused.choose_squeezers(agreement)
 
 
 def _fused_detector(model_bytes, profile, data, image, batch_size, sess_options, providers, layout, x0,
