@@ -12,6 +12,7 @@ import onnxruntime as _ort
 
 from . import __version__
 from . import activations as _activations
+from . import fused as _fused
 from .errors import ConfigError, InputError, ModelError
 from .metrics import check_fpr, threshold_at_fpr
 from .profile import GuardProfile, InputSpec, model_sha256, now_iso
@@ -23,14 +24,15 @@ _CHANNEL_SIZES = (1, 3, 4)
 
 
 def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict[str, np.ndarray]], *,
-              squeezers: Sequence[Any] = ("bit_depth:1", "median:2"), fpr: float = 0.05,
+              squeezers: Sequence[Any] | None = None, fpr: float = 0.05,
               input_name: str | None = None, output_name: str | None = None, batch_size: int = 64,
               providers: Sequence[Any] | None = None, input_range: tuple[float, float] | None = None,
               normalization: tuple[Any, Any] | None = None, layout: str | None = None,
               sess_options: _ort.SessionOptions | None = None,
               progress: Callable[[int, int | None], None] | None = None,
               activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
-              activation_fpr: float = 0.01, activation_budget: float | None = 0.01) -> GuardProfile:
+              activation_fpr: float = 0.01, activation_budget: float | None = 0.01,
+              detector: str = "squeeze", combine: str = "fisher", screen: float = 0.2) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
     ``fpr`` of it.
 
@@ -53,13 +55,25 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
             ``activation_fpr``: target false-flag rate of the activation check; ``activation_budget``: the
             allowed overhead of the check as a fraction of plain inference time (default 0.01; None =
             check every profiled tensor).
+        detector: ``"squeeze"`` (Xu et al.'s feature squeezing: max squeeze distance over a threshold) or
+            ``"fused"`` (every signal calibrated to a p-value and combined, see :mod:`pyguard.fused`; the
+            profile also keeps Xu's threshold). ``combine``: ``"fisher"`` or ``"min_p"``; ``screen``: share
+            of clean traffic the cascade (``InferenceSession(..., cascade=True)``) forwards to the squeezed
+            passes.
+        squeezers: None = ``("bit_depth:1", "median:2")`` for ``"squeeze"``; for ``"fused"``, chosen per
+            model from clean data (the most aggressive bit depth and median that keep clean predictions).
+            An explicit choice is always used as given.
     """
     fpr = check_fpr(fpr)
+    detector = _fused.check_detector(detector)
+    auto_squeezers = squeezers is None and detector == "fused"
+    if squeezers is None:
+        squeezers = _fused.CANDIDATES if auto_squeezers else ("bit_depth:1", "median:2")
     specs = [s.spec for s in parse_all(squeezers)]
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     model_bytes = _read_model(model)
-    if activations is not False and not isinstance(data, np.ndarray):
+    if (activations is not False or detector == "fused") and not isinstance(data, np.ndarray):
         data = list(data)  # read twice: squeeze calibration, then activation profiling
     sess = InferenceSession(model_bytes, sess_options, providers)
     image = _image_input(sess, input_name, data)
@@ -79,6 +93,9 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
     kind = _output_kind(first_out)
 
     spec = InputSpec(name=image.name, layout=lay, dtype=str(x0.dtype), range=rng, mean=mean, std=std)
+    if auto_squeezers:  # ---- fused detector (issue 5): squeezers chosen from clean data ----
+        specs = _choose_squeezers(sess, model_bytes, spec, out_name, kind, specs, fpr,
+                                  _batches(data, image, batch_size, _fixed_batch(image)))
     draft = GuardProfile(model_sha256=model_sha256(model_bytes), input=spec, output_name=out_name,
                          output_kind=kind, squeezers=specs, threshold=float("inf"), fpr=fpr)
     sess._guard_init(draft, "monitor")
@@ -112,10 +129,42 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
                                            input_name=image.name, batch_size=batch_size)
     except _activations.ActivationError as e:
         raise ConfigError(str(e)) from e
-    return GuardProfile(
+    profile = GuardProfile(
         model_sha256=draft.model_sha256, input=spec, output_name=out_name, output_kind=kind, squeezers=specs,
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
         score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
+    if detector == "fused":  # ---- fused detector (issue 5): a second pass collects every signal ----
+        profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
+                                        providers, lay, x0, combine, screen)
+    return profile
+
+
+def _choose_squeezers(sess, model_bytes, spec, out_name, kind, candidates, fpr, batches) -> list[str]:
+    """Clean top-1 agreement of every candidate squeezer on the first CHOICE_SAMPLES samples, then
+    :func:`pyguard.fused.choose_squeezers`."""
+    draft = GuardProfile(model_sha256=model_sha256(model_bytes), input=spec, output_name=out_name,
+                         output_kind=kind, squeezers=list(candidates), threshold=float("inf"), fpr=fpr)
+    sess._guard_init(draft, "monitor")
+    agree, done = [], 0
+    for feed, valid in batches:
+        sess.run_with_report([out_name], feed)
+        top = sess._local.fused_probs.argmax(axis=-1)[:, :valid]
+        agree.append(top[1:] == top[0])
+        done += valid
+        if done >= _fused.CHOICE_SAMPLES:
+            break
+    agreement = dict(zip(candidates, np.concatenate(agree, axis=1).mean(axis=1).tolist()))
+    return _fused.choose_squeezers(agreement)
+
+
+def _fused_detector(model_bytes, profile, data, image, batch_size, sess_options, providers, layout, x0,
+                    combine, screen):
+    acts = profile.activations if profile.activations is not None and profile.activations.monitor else None
+    names = _fused.signal_names(profile.squeezers, acts is not None, _channels(x0, layout))
+    sess = InferenceSession(model_bytes, sess_options, providers, profile=profile)
+    batches = _batches(data, image, batch_size, _fixed_batch(image))
+    values = _fused.calibration_pass(sess, batches, names, acts)
+    return _fused.fit(values, profile.fpr, combine=combine, screen=screen)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

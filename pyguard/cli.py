@@ -53,7 +53,8 @@ def cmd_calibrate(args) -> int:
         normalization = (args.mean, args.std)
     with Progress("calibrating", len(data)) as progress:
         profile = calibrate(
-            args.model, data, squeezers=_squeezer_list(args.squeezers), fpr=args.fpr,
+            args.model, data, squeezers=_squeezer_list(args.squeezers) if args.squeezers else None,
+            fpr=args.fpr, detector=args.detector, combine=args.combine,
             input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
             input_range=tuple(args.range) if args.range else None, normalization=normalization,
             layout=args.layout, sess_options=_session_options(args.threads), progress=progress,
@@ -61,6 +62,11 @@ def cmd_calibrate(args) -> int:
     profile.save(args.output)
     print(f"calibrated on {profile.n_calibration} samples: squeezers {', '.join(profile.squeezers)}, "
           f"threshold {profile.threshold:.6f} at fpr {profile.fpr}")
+    if profile.fused is not None:  # ---- fused detector (issue 5) ----
+        f = profile.fused
+        print(f"fused detector: {len(f.signals)} signals ({', '.join(f.signals)}), {f.combine} combination, "
+              f"threshold {f.threshold:.4f}; cascade forwards {f.cascade.screen:.0%} of clean traffic"
+              if f.cascade else "")
     spec = profile.input
     print(f"input {spec.name!r} {spec.layout} {spec.dtype} range {spec.range}"
           f"{' normalized' if spec.normalized else ''}; output {profile.output_name!r} "
@@ -93,7 +99,8 @@ def cmd_check(args) -> int:
 
     profile = GuardProfile.load(args.profile)
     data = _load_array(args.data)
-    sess = InferenceSession(args.model, _session_options(args.threads), profile=profile, action="monitor")
+    sess = InferenceSession(args.model, _session_options(args.threads), profile=profile, action="monitor",
+                            cascade=args.cascade)
     flagged_total, index = 0, 0
     with Progress("checking", len(data)) as progress:
         for start in range(0, len(data), args.batch_size):
@@ -105,7 +112,9 @@ def cmd_check(args) -> int:
             index += len(batch)
             flagged_total += int(report.flagged.sum())
             progress(index)
-    print(f"{flagged_total} of {index} samples flagged (threshold {profile.threshold:.6f})")
+    from .demo import detector_threshold
+
+    print(f"{flagged_total} of {index} samples flagged (threshold {detector_threshold(profile):.6f})")
     return 1 if flagged_total else 0
 
 
@@ -208,7 +217,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(squeezers=_squeezer_list(args.squeezers) if args.squeezers else None, fpr=args.fpr,
-                    seconds=args.seconds)
+                    seconds=args.seconds, dataset=args.set)
 
 
 # ---- eval --------------------------------------------------------------------------------------------------
@@ -263,6 +272,13 @@ def cmd_eval(args) -> int:
                             faults=_fault_campaign(args.faults))
     out = write_report(result, args.out)
     print(f"report written to {out}/report.md (+ report.json, plots)")
+    _print_evaluation(result, acceptance)
+    if args.demo and args.detector == "both":  # ---- fused detector (issue 5): same examples, beside Xu ----
+        _fused_beside_xu(demo, result, model, x, y, settings, args)
+    return 0
+
+
+def _print_evaluation(result, acceptance) -> None:
     print(f"clean: accuracy {result.clean['accuracy']:.1%}, false-positive rate {result.clean['fpr']:.1%}")
     print(f"{'attack':<30} {'success':>8} {'detected':>9} {'ROC-AUC':>8} {'evaded':>7} {'queries':>8}")
     for a in result.attacks:
@@ -277,7 +293,27 @@ def cmd_eval(args) -> int:
               f"{'lowered' if a['lowers_detection'] else 'NOT lowered'}")
     for note in result.notes:
         print(f"note: {note}")
-    return 0
+
+
+def _fused_beside_xu(demo, xu_result, model, x, y, settings, args) -> None:
+    """Evaluate the fused detector on the very examples Xu's detector was evaluated on (report in OUT/fused).
+
+    The adaptive examples were adapted to Xu's detector; tools/adaptive_eval.py attacks the fused one."""
+    from .demo import calibrate_demo
+    from .eval.report import write_report
+    from .eval.suite import run_evaluation
+
+    profile = calibrate_demo(demo, None, args.fpr, detector="fused")
+    same = {s.name: {"x": s.x, "y": s.y, "x_source": s.x_source} for s in xu_result.attacks}
+    fused = run_evaluation(model, profile, x, y, attacks=[], settings=settings, bundled=same)
+    out = write_report(fused, os.path.join(args.out, "fused"))
+    print(f"\nfused detector beside Xu's on the same examples (report: {out}/report.md)")
+    print(f"clean false-positive rate: Xu {xu_result.clean['fpr']:.1%}, fused {fused.clean['fpr']:.1%}")
+    print(f"{'attack':<30} {'success':>8} {'Xu det':>8} {'fused det':>9} {'Xu AUC':>7} {'fused AUC':>9}")
+    for a, b in zip(xu_result.attacks, fused.attacks):
+        r, f = a.summary, b.summary
+        print(f"{a.name:<30} {_pct(r['success_rate']):>8} {_pct(r['detection_rate']):>8} "
+              f"{_pct(f['detection_rate']):>9} {_num3(r['roc_auc']):>7} {_num3(f['roc_auc']):>9}")
 
 
 def _pct(v: float) -> str:
@@ -305,18 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "successful adversarial examples, ROC-AUC and the latency overhead "
                                    "against plain onnxruntime.")
     d.add_argument("--squeezers", default=None,
-                   help="comma-separated squeezers (default: bit_depth:1,median:2)")
+                   help="comma-separated squeezers (default: bit_depth:1,median:2; photos: "
+                        "bit_depth:5,median:2)")
     d.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     d.add_argument("--seconds", type=float, default=1.5, help="time budget of each latency measurement")
+    d.add_argument("--set", choices=("digits", "photos"), default="digits",
+                   help="bundled set: digits (default) or photos (32x32 patches of bundled photos, attacks "
+                        "on the 8-bit grid; Xu's squeezers bit_depth:5,median:2)")
     d.set_defaults(fn=cmd_demo)
 
     c = sub.add_parser("calibrate", help="calibrate a profile on clean data",
                        description="Run MODEL on clean images and write a guard profile (JSON).")
     c.add_argument("model", help="ONNX model path")
     c.add_argument("--data", required=True, help="clean images, .npy (first axis = samples)")
-    c.add_argument("--squeezers", default=CALIBRATE_SQUEEZERS,
-                   help=f"comma-separated (default {CALIBRATE_SQUEEZERS}, as pyguard.calibrate; the paper "
-                        "uses bit_depth:5,median:2 for ImageNet-sized colour images)")
+    c.add_argument("--squeezers", default=None,
+                   help=f"comma-separated (default {CALIBRATE_SQUEEZERS} for --detector squeeze, as "
+                        "pyguard.calibrate; chosen from the clean data for --detector fused; the paper uses "
+                        "bit_depth:5,median:2 for ImageNet-sized colour images)")
+    c.add_argument("--detector", choices=("squeeze", "fused"), default="squeeze",
+                   help="squeeze: Xu et al.'s feature squeezing; fused: every signal calibrated to a p-value "
+                        "and combined (see pyguard.fused)")
+    c.add_argument("--combine", choices=("fisher", "min_p"), default="fisher",
+                   help="--detector fused: how p-values are combined (default fisher)")
     c.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     c.add_argument("--input-name", default=None)
     c.add_argument("--output-name", default=None)
@@ -346,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--batch-size", type=int, default=64)
     k.add_argument("--threads", type=int, default=0)
     k.add_argument("-q", "--quiet", action="store_true", help="print flagged samples only")
+    k.add_argument("--cascade", action="store_true",
+                   help="screening cascade (a profile calibrated with --detector fused): squeeze only the "
+                        "samples the cheap signals cannot clear")
     k.set_defaults(fn=cmd_check)
 
     b = sub.add_parser("bench", help="plain vs guarded latency on this machine",
@@ -392,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "sdc_restricted, sdc_flagged) to plot")
     e.add_argument("--squeezers", default=None, help="--demo only: squeezers (default bit_depth:1,median:2)")
     e.add_argument("--fpr", type=float, default=0.05, help="--demo only: target false-positive rate")
+    e.add_argument("--detector", choices=("squeeze", "both"), default="both",
+                   help="--demo only: evaluate Xu's squeeze detector, or it and the fused detector on the "
+                        "same examples (default both)")
     e.add_argument("--out", default="pyguard-eval", help="report folder (default ./pyguard-eval)")
     e.set_defaults(fn=cmd_eval)
 

@@ -49,7 +49,7 @@ def guarded_pass(sess: InferenceSession, x: np.ndarray, batch: int = 256, progre
     for start in range(0, len(x), batch):
         outputs, report = sess.run_with_report([out], {name: np.ascontiguousarray(x[start:start + batch])})
         preds.append(np.asarray(outputs[0]).reshape(len(report), -1).argmax(axis=1))
-        scores.append(report.scores["squeeze"])
+        scores.append(report.scores["fused"] if "fused" in report.scores else report.scores["squeeze"])
         flagged.append(report.flagged)
         if progress is not None:
             progress(start + len(report))
@@ -74,7 +74,7 @@ def evaluate(sess, clean_x, clean_y, attacks: dict, progress_label: str | None =
             success = attack_success(pred, attack["y"], attack.get("source_correct"))
             results.append(AttackResult(
                 name=name, total=len(pred), successful=int(success.sum()),
-                detected=detection_rate(scores[success], sess.profile.threshold),
+                detected=detection_rate(scores[success], detector_threshold(sess.profile)),
                 auc=roc_auc(clean_scores, scores[success]), flagged_all=float(flag.mean())))
             attack.update(scores=scores, success=success, flagged=flag, pred=pred)
     clean = {"accuracy": float(np.mean(clean_pred == clean_y)), "flagged": int(clean_flag.sum()),
@@ -97,25 +97,45 @@ def latency(model, profile, x1: np.ndarray, seconds: float) -> dict[str, float]:
         return interleaved_medians(calls, seconds=seconds, progress=progress)
 
 
-def calibrate_demo(demo: dict, squeezers=DEFAULT_SQUEEZERS, fpr: float = 0.05):
-    """The demo's profile: calibrated on the bundled clean calibration split (shared with `pyguard eval`)."""
+def detector_threshold(profile) -> float:
+    """The threshold of the profile's detector: the fused statistic's, else Xu's squeeze threshold."""
+    return profile.fused.threshold if getattr(profile, "fused", None) is not None else profile.threshold
+
+
+def calibrate_demo(demo: dict, squeezers=DEFAULT_SQUEEZERS, fpr: float = 0.05, detector: str = "squeeze"):
+    """The demo's profile: calibrated on the bundled clean calibration split (shared with `pyguard eval`).
+
+    ``detector="fused"`` also profiles every activation output (a tiny model: no overhead budget) and, with
+    ``squeezers=None``, chooses the squeezers from the clean data."""
+    fused = detector == "fused"
+    extra = {"activations": True, "activation_budget": None} if fused else {}
     with Progress("calibrating", len(demo["calib_x"])) as progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return calibrate(demo["model"], demo["calib_x"], squeezers=tuple(squeezers), fpr=fpr,
-                         sess_options=_options(), progress=progress, **demo["calibrate_kwargs"])
+        chosen = None if squeezers is None else tuple(squeezers)
+        return calibrate(demo["model"], demo["calib_x"], squeezers=chosen, fpr=fpr, sess_options=_options(),
+                         progress=progress, detector=detector, **extra, **demo["calibrate_kwargs"])
 
 
-def load_demo() -> dict:
-    """The bundled digits demo in the form the demo and `pyguard eval --demo` use."""
-    from .data import load_digits_demo
-
-    return _demo_data(load_digits_demo())
+#: Xu et al.'s configuration per demo set (MNIST's for digits, CIFAR-10's without NLM for the photo patches).
+SET_SQUEEZERS = {"digits": DEFAULT_SQUEEZERS, "photos": ("bit_depth:5", "median:2")}
 
 
-def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) -> int:
+def load_demo(name: str = "digits") -> dict:
+    """A bundled demo set ("digits", or "photos": natural-photo patches) in the form the demo and
+    `pyguard eval --demo` use."""
+    from .data import load_digits_demo, load_photos_demo
+
+    loaders = {"digits": load_digits_demo, "photos": load_photos_demo}
+    if name not in loaders:
+        raise ValueError(f"unknown demo set {name!r}; choose one of {sorted(loaders)}")
+    return _demo_data(loaders[name]())
+
+
+def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None,
+             dataset: str = "digits") -> int:
     out = out if out is not None else sys.stdout
-    squeezers = tuple(squeezers) if squeezers else DEFAULT_SQUEEZERS
-    demo = load_demo()
+    squeezers = tuple(squeezers) if squeezers else SET_SQUEEZERS[dataset]
+    demo = load_demo(dataset)
     print(f"pyguard demo: {demo['description']}", file=out)
     print(f"detector: {' + '.join(squeezers)}, target false-positive rate {fpr:.0%}", file=out)
 
@@ -142,6 +162,7 @@ def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) 
     print(f"{'all attacks':<22} {sum(r.total for r in results):>8} {len(all_success):>10} "
           f"{_pct(overall_rate):>9} {_num(overall_auc):>8}", file=out)
     print("(detection rate and ROC-AUC count successful adversarial examples only)", file=out)
+    _fused_beside_xu(demo, fpr, clean, results, overall_rate, overall_auc, out)
 
     ms = latency(demo["model"], profile, np.ascontiguousarray(demo["test_x"][:1]), seconds)
     print(f"\nlatency of one image (batch 1, 1 thread, median): plain onnxruntime {_us(ms['plain'])}; "
@@ -150,6 +171,28 @@ def run_demo(squeezers=None, fpr: float = 0.05, seconds: float = 1.5, out=None) 
     print("this model takes microseconds, so the fixed per-call cost dominates; `pyguard bench` measures "
           "ResNet-18-sized models", file=out)
     return 0
+
+
+def _fused_beside_xu(demo, fpr, xu_clean, xu_results, xu_rate, xu_auc, out) -> None:
+    """The fused detector (every signal, p-values combined, one threshold) on the same data, beside Xu's."""
+    profile = calibrate_demo(demo, None, fpr, detector="fused")
+    sess = InferenceSession(demo["model"], _options(), profile=profile)
+    attacks = {name: dict(a) for name, a in demo["attacks"].items()}
+    clean, results = evaluate(sess, demo["test_x"], demo["test_y"], attacks, "fused detector")
+    print(f"\nfused detector ({len(profile.fused.signals)} signals: squeezers {', '.join(profile.squeezers)} "
+          f"chosen from clean data, activation ranges, input and output statistics; {profile.fused.combine} "
+          "combination of calibrated p-values)", file=out)
+    print(f"false-positive rate: Xu {xu_clean['flagged'] / xu_clean['n']:.1%}, fused "
+          f"{clean['flagged'] / clean['n']:.1%} (target {fpr:.0%})", file=out)
+    print(f"{'attack':<22} {'successful':>10} {'Xu det':>8} {'fused det':>9} {'Xu AUC':>7} {'fused AUC':>9}",
+          file=out)
+    for xr, fr in zip(xu_results, results):
+        print(f"{fr.name:<22} {fr.successful:>10} {_pct(xr.detected):>8} {_pct(fr.detected):>9} "
+              f"{_num(xr.auc):>7} {_num(fr.auc):>9}", file=out)
+    success = np.concatenate([a["scores"][a["success"]] for a in attacks.values()])
+    rate = detection_rate(success, profile.fused.threshold)
+    print(f"{'all attacks':<22} {len(success):>10} {_pct(xu_rate):>8} {_pct(rate):>9} {_num(xu_auc):>7} "
+          f"{_num(roc_auc(clean['scores'], success)):>9}", file=out)
 
 
 def _pct(v: float) -> str:
@@ -164,8 +207,8 @@ def _us(ms: float) -> str:
     return f"{ms * 1e3:.0f} us" if ms < 1 else f"{ms:.2f} ms"
 
 
-ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (PGD)", "carlini_wagner_l2": "CW L2", "deepfool": "DeepFool",
-                 "jsma": "JSMA"}
+ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (PGD)", "pgd_linf": "PGD", "carlini_wagner_l2": "CW L2",
+                 "deepfool": "DeepFool", "jsma": "JSMA"}
 
 
 def _attack_label(name: str, meta: dict) -> str:
@@ -173,7 +216,9 @@ def _attack_label(name: str, meta: dict) -> str:
     kind, params = info.get("attack"), info.get("params", {})
     label = ATTACK_LABELS.get(kind, name)
     if "eps" in params:
-        label += f" eps={params['eps']:g}"
+        eps = params["eps"]
+        label += f" eps={eps * 255:.0f}/255" if abs(eps * 255 - round(eps * 255)) < 1e-6 and eps < 0.1 \
+            else f" eps={eps:g}"
     elif "confidence" in params:
         label += f" conf={params['confidence']:g}"
     return label

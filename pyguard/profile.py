@@ -19,7 +19,8 @@ FORMAT_VERSION = 1
 
 _REQUIRED = ("model_sha256", "output_name", "output_kind", "squeezers", "threshold", "fpr")
 _OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created",
-             "activations")  # activations: pyguard.activations.ActivationProfile (issue 4)
+             "activations",  # activations: pyguard.activations.ActivationProfile (issue 4)
+             "fused")  # fused: pyguard.fusion.FusedDetector (issue 5)
 
 
 def model_sha256(model: str | os.PathLike | bytes) -> str:
@@ -73,10 +74,24 @@ class GuardProfile:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     activations: Any = None  # ActivationProfile: activation ranges and monitor plan (pyguard.activations)
+    fused: Any = None  # FusedDetector: per-signal p-value models and threshold (pyguard.fusion, issue 5)
 
     def __post_init__(self) -> None:
         self._activations_from_dict()
+        self._fused_from_dict()
         self.validate()
+
+    def _fused_from_dict(self) -> None:
+        # ---- fused detector (issue 5) ----
+        from .fusion import FusedDetector
+
+        if isinstance(self.fused, dict):
+            try:
+                self.fused = FusedDetector.from_dict(self.fused)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProfileError(f"malformed fused detector in profile: {type(e).__name__}: {e}") from e
+        elif self.fused is not None and not isinstance(self.fused, FusedDetector):
+            raise ProfileError(f"fused must be a FusedDetector, got {type(self.fused).__name__}")
 
     def _activations_from_dict(self) -> None:
         # ---- activations (issue 4) ----
@@ -134,6 +149,7 @@ class GuardProfile:
         d = asdict(self)
         d["input"]["range"] = list(self.input.range)
         d["activations"] = None if self.activations is None else self.activations.to_dict()
+        d["fused"] = None if self.fused is None else self.fused.to_dict()
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **d}
 
     @classmethod

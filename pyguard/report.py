@@ -15,7 +15,9 @@ class GuardReport:
         flagged: numpy bool array, one entry per sample (first axis of the guarded input).
         scores: name -> per-sample numpy array. ``"squeeze"`` is the detector score (max over squeezers of
             the L1 distance between probability vectors), ``"squeeze[<spec>]"`` the per-squeezer distance,
-            ``"non_finite"`` / ``"out_of_range"`` the per-sample counts of offending values.
+            ``"non_finite"`` / ``"out_of_range"`` the per-sample counts of offending values. With a fused
+            profile: one entry per fused signal (see :mod:`pyguard.fused`) and ``"fused"``, the combined
+            statistic, compared with ``threshold``.
         reasons: per sample, a list of strings: ``"squeeze"``, ``"input_range"``, ``"non_finite"``.
         threshold: the squeeze threshold from the profile (None without one).
         timings: milliseconds spent in ``checks``, ``squeeze``, ``inference``, ``score`` and ``total``.
@@ -46,6 +48,8 @@ class GuardReport:
             parts = [f"sample {offset + i}: {verdict}"]
             if squeeze is not None:
                 parts.append(f"squeeze={squeeze[i]:.4f}")
+            if "fused" in self.scores:  # the fused detector's statistic (issue 5)
+                parts.append(f"fused={self.scores['fused'][i]:.2f}")
             if self.reasons[i]:
                 parts.append("reasons=" + ",".join(self.reasons[i]))
             lines.append("  ".join(parts))

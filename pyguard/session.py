@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as _ort
 
 from . import activations as _activations
+from . import fused as _fused
 from . import ops
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
@@ -146,7 +147,7 @@ class InferenceSession(_OrtSession):
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 restrict_activations: bool | str = False, **kwargs) -> None:
+                 restrict_activations: bool | str = False, cascade: bool = False, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
@@ -169,6 +170,7 @@ class InferenceSession(_OrtSession):
                 raise ModelError(f"onnxruntime cannot load the model: {e}") from e
             raise
         self._guard_init(profile, action)
+        self._cascade = _fused.cascade_for(self, cascade)  # ---- fused detector (issue 5) ----
 
     # ---- setup ------------------------------------------------------------------------------------------
     def _guard_init(self, profile: GuardProfile | None, action: str) -> None:
@@ -181,6 +183,8 @@ class InferenceSession(_OrtSession):
         self._output_names = [o.name for o in self.get_outputs()]
         self._output_set = frozenset(self._output_names)
         self._detector = None
+        self._cascade = None
+        self._fused = _fused.runtime_for(profile)  # ---- fused detector (issue 5) ----
         if action == "purify" and not (profile is not None and profile.squeezers):
             raise ConfigError("action='purify' needs a profile with at least one squeezer")
         if profile is None:
@@ -195,7 +199,7 @@ class InferenceSession(_OrtSession):
             raise ProfileError(f"profile output {profile.output_name!r} is not an output of this model "
                                f"(outputs: {self._output_names})")
         self._primary = meta.name
-        if profile.squeezers:
+        if profile.squeezers or self._fused is not None:
             outputs_dynamic = all(o.shape and _is_dynamic(o.shape[0]) for o in self.get_outputs())
             dynamic = bool(meta.shape) and _is_dynamic(meta.shape[0]) and outputs_dynamic
             self._detector = _Detector(profile, meta, dynamic)
@@ -240,10 +244,15 @@ class InferenceSession(_OrtSession):
             outputs = _OrtSession.run(self, names, input_feed, run_options)
             timings["inference"] = _ms(t1)
             report = self._report(n, nonfinite, out_of_range, None, {}, timings)
+        elif self._cascade is not None:  # ---- fused detector (issue 5): screening cascade ----
+            outputs, report = self._cascade.run(names, input_feed, x, run_options, timings)
         else:
             outputs, report = self._detect(names, input_feed, x, run_options, timings)
-        if self._activations is not None:
+        if self._activations is not None and self._cascade is None:
             self._activations.apply(report, outputs.pop())
+        if self._fused is not None and self._cascade is None:  # ---- fused detector (issue 5) ----
+            self._fused.apply(report, *self._local.fused_inputs)
+            self._local.fused_inputs = None  # do not keep the caller's batch alive
         timings["total"] = _ms(t0)
         self._local.report = report
         if self.action == "reject" and report.any_flagged:
@@ -353,6 +362,9 @@ class InferenceSession(_OrtSession):
             probs = joint_outputs[prob_index].reshape(len(per_slot), n, -1)
         else:
             probs = np.stack([slot_outputs[prob_index].reshape(n, -1) for slot_outputs in per_slot])
+        # ---- fused detector (issue 5): pixels and outputs of this call (also read by calibrate) ----
+        self._local.fused_inputs = (src, lo, hi, probs[0])
+        self._local.fused_probs = probs
         scores, per_squeezer = _squeeze_scores(probs, det.logits)
         if nonfinite.any():
             scores[nonfinite > 0] = np.inf  # NaN/Inf samples were squeezed from a cleaned copy
@@ -486,6 +498,8 @@ def _squeeze_scores(probs: np.ndarray, logits: bool) -> tuple[np.ndarray, list[n
         np.exp(p, out=p)
         p /= p.sum(axis=-1, keepdims=True)
     distances = np.abs(p[1:] - p[0]).sum(axis=-1)
+    if not len(distances):  # a fused profile without squeezers
+        return np.zeros(p.shape[1]), []
     return distances.max(axis=0), list(distances)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 DIGITS_DIR = Path(__file__).resolve().parent / "digits"
+PHOTOS_DIR = Path(__file__).resolve().parent / "photos"
 
 
 @dataclass(frozen=True)
@@ -42,28 +43,43 @@ class DigitsDemo:
         return self.model_path.read_bytes()
 
 
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """uint8 files (images on the 8-bit grid) load as float32 in [0, 1], like the model's input."""
+    return (x.astype(np.float32) / np.float32(255.0)) if x.dtype == np.uint8 else x
+
+
 def _load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as f:
-        return f["x"], f["y"]
+        return _as_float(f["x"]), f["y"]
 
 
 def _load_adversarial(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with np.load(path) as f:
         names = [key[: -len("_x")] for key in f.files if key.endswith("_x")]
-        return {name: (f[f"{name}_x"], f[f"{name}_idx"]) for name in names}
+        return {name: (_as_float(f[f"{name}_x"]), f[f"{name}_idx"]) for name in names}
 
 
 def load_digits_demo() -> DigitsDemo:
     """Load the bundled digits demo (model path, clean splits, adversarial examples, metadata)."""
-    model_path = DIGITS_DIR / "model.onnx"
+    return _load_demo(DIGITS_DIR, "tools/make_demo.py")
+
+
+def load_photos_demo() -> DigitsDemo:
+    """Load the natural-photo demo: a CNN telling which bundled photo a 32x32 patch comes from, calibration
+    and test patches from different parts of each photo, adversarial examples on the 8-bit grid
+    (``tools/make_photos.py``). Same fields as :func:`load_digits_demo`; images are float32 in [0, 1]."""
+    return _load_demo(PHOTOS_DIR, "tools/make_photos.py")
+
+
+def _load_demo(folder: Path, script: str) -> DigitsDemo:
+    model_path = folder / "model.onnx"
     if not model_path.is_file():
-        raise FileNotFoundError(f"the demo data is missing from {DIGITS_DIR} "
-                                "(regenerate it with tools/make_demo.py)")
-    x_calib, y_calib = _load_split(DIGITS_DIR / "calib.npz")
-    x_test, y_test = _load_split(DIGITS_DIR / "test.npz")
-    meta = json.loads((DIGITS_DIR / "meta.json").read_text())
+        raise FileNotFoundError(f"the demo data is missing from {folder} (regenerate it with {script})")
+    x_calib, y_calib = _load_split(folder / "calib.npz")
+    x_test, y_test = _load_split(folder / "test.npz")
+    meta = json.loads((folder / "meta.json").read_text())
     return DigitsDemo(model_path=model_path, x_calib=x_calib, y_calib=y_calib, x_test=x_test, y_test=y_test,
-                      adversarial=_load_adversarial(DIGITS_DIR / "adv.npz"), meta=meta)
+                      adversarial=_load_adversarial(folder / "adv.npz"), meta=meta)
 
 
-__all__ = ["DIGITS_DIR", "DigitsDemo", "load_digits_demo"]
+__all__ = ["DIGITS_DIR", "PHOTOS_DIR", "DigitsDemo", "load_digits_demo", "load_photos_demo"]

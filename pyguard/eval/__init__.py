@@ -17,6 +17,10 @@ def __getattr__(name: str):
         from . import adaptive
 
         return getattr(adaptive, name)
+    if name == "adaptive_fused_pgd":  # issue 5: the adaptive attack on every fused signal
+        from .adaptive_fused import adaptive_fused_pgd
+
+        return adaptive_fused_pgd
     if name == "to_torch":
         from .onnx_torch import to_torch
 
@@ -35,4 +39,4 @@ def __getattr__(name: str):
 __all__ = ["bim", "carlini_wagner_l2", "deepfool", "fgsm", "jsma", "pgd_l2", "pgd_linf", "predict",
            "square_linf", "square_l2", "simba", "QueryModel", "BlackBoxResult", "adaptive_pgd",
            "non_adaptive", "SqueezeDetector", "to_torch", "run_evaluation", "EvalSettings", "EvalResult",
-           "write_report"]
+           "write_report", "adaptive_fused_pgd"]

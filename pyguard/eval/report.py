@@ -205,7 +205,9 @@ def plot_scores(result: EvalResult, path: Path) -> None:
     for ax, s in zip(axes.ravel(), sets):
         ax.hist(clean, bins=bins, alpha=0.55, density=True, label="clean")
         ax.hist(s.scores[s.success], bins=bins, alpha=0.55, density=True, label="adversarial (successful)")
-        ax.axvline(result.profile.threshold, color="black", ls="--", lw=0.8, label="threshold")
+        from ..demo import detector_threshold
+
+        ax.axvline(detector_threshold(result.profile), color="black", ls="--", lw=0.8, label="threshold")
         ax.set_title(s.name, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(sets):]:

@@ -282,14 +282,14 @@ def run_evaluation(model, profile, x: np.ndarray, y: np.ndarray, *, attacks=DEFA
     for s in sets:  # the demo's verdicts, then distortion and purified accuracy
         verdict = demo_sets[s.name]
         s.scores, s.success, s.flagged = verdict["scores"], verdict["success"], verdict["flagged"]
-        _summarize(s, purifier, clean["scores"], profile.threshold)
+        _summarize(s, purifier, clean["scores"], demo.detector_threshold(profile))
     clean_purify, _, _ = demo.guarded_pass(purifier, np.ascontiguousarray(x))
     lo, hi = binomial_interval(clean["flagged"], clean["n"])
     clean_out = {"n": clean["n"], "accuracy": clean["accuracy"], "flagged": clean["flagged"],
                  "fpr": clean["flagged"] / clean["n"], "fpr_interval_99": [lo, hi],
                  "accuracy_purify": float(np.mean(clean_purify == y)), "attacked": int(len(ids)),
                  "scores": clean["scores"]}
-    overall = _overall(sets, clean["scores"], profile.threshold)
+    overall = _overall(sets, clean["scores"], demo.detector_threshold(profile))
     acts = activation_report(model_bytes, profile, x, sets, bounds) if bounds else None
     return EvalResult(model=str(model) if not isinstance(model, bytes) else "<bytes>", profile=profile,
                       settings=settings, clean=clean_out, attacks=sets, overall=overall,

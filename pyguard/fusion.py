@@ -1,0 +1,347 @@
+"""Calibration and combination of the fused detector's signals, on clean data only.
+
+Each signal becomes a p-value against its clean calibration distribution (a conformal p-value), and the
+p-values of a sample are combined into one statistic with one threshold at the target false-positive rate.
+
+* Conformal p-value (upper tail): ``p(s) = (1 + #{calibration values >= s}) / (n + 1)``.
+* Tail model. That p-value cannot go below ``1 / (n + 1)``: every sample beyond the calibration maximum
+  looks the same, so a min-p combination collapses and Fisher's sum saturates. Above the ``k``-th largest
+  calibration value ``u`` (``k = 10%`` of n, at least 5) we use the peaks-over-threshold model of extreme
+  value theory: exceedances ``y = s - u`` follow a generalized Pareto distribution, fitted by the method of
+  moments (``xi = (1 - m^2/v) / 2``, ``beta = m (1 - xi)`` with the shape clipped to [0, 0.5], i.e. from an
+  exponential to a heavy tail, never a bounded one), and
+  ``p(s) = (k + 1) / (n + 1) * (1 + xi y / beta)^(-1/xi)`` (``exp(-y / beta)`` for ``xi = 0``). It joins
+  the empirical p-value at ``u`` and keeps decreasing smoothly beyond the calibration maximum.
+  p-values are floored at 1e-16.
+* Two-sided signals: ``p = min(1, 2 min(p_upper(s), p_upper(-s)))`` with a tail model on each side.
+* Combination: Fisher ``T = -2 sum log p`` (default) or min-p ``T = -log min p``. The signals are correlated,
+  so the chi-square reference of Fisher's method does not hold; the threshold on T is instead the reference
+  rule ``sorted(T)[ceil(n (1 - fpr)) - 1]`` on *cross-fitted* clean statistics: the calibration set is split
+  in ``folds``; each fold's T is computed with p-value models fitted on the other folds, so no calibration
+  sample is scored against itself. The deployed models are then fitted on all n samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .metrics import check_fpr, threshold_at_fpr
+
+COMBINERS = ("fisher", "min_p")
+P_FLOOR = 1e-16
+TAIL_FRACTION = 0.10
+MIN_TAIL = 5
+MAX_REFERENCE = 4096  # calibration values kept per signal (quantiles beyond that)
+XI_RANGE = (0.0, 0.5)
+
+
+# ---- one side of one signal ----------------------------------------------------------------------------
+@dataclass
+class UpperTail:
+    """Empirical upper-tail p-values with a generalized Pareto model beyond the ``k``-th largest value."""
+
+    reference: np.ndarray  # sorted ascending, float64
+    n: int  # calibration samples (reference may be a quantile grid of them)
+    u: float
+    k: int
+    beta: float
+    xi: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> UpperTail:
+        v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+        if v.size == 0 or not np.all(np.isfinite(v)):
+            raise ConfigError("a signal has no or non-finite calibration values")
+        n = int(v.size)
+        k = min(max(MIN_TAIL, int(round(TAIL_FRACTION * n))), n - 1)
+        u = float(v[n - k - 1]) if k > 0 else float(v[-1])
+        excess = v[n - k :] - u if k > 0 else np.zeros(0)
+        beta, xi = fit_gpd(excess, spread=float(v[-1] - v[0]))
+        ref = v if n <= MAX_REFERENCE else np.quantile(v, np.linspace(0, 1, MAX_REFERENCE))
+        return cls(reference=ref, n=n, u=u, k=k, beta=beta, xi=xi)
+
+    def p(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        ref = self.reference
+        at_least = ref.size - np.searchsorted(ref, s, side="left")  # reference values >= s
+        if ref.size != self.n:
+            at_least = at_least * (self.n / ref.size)
+        p = (1.0 + at_least) / (self.n + 1.0)
+        beyond = s > self.u
+        if beyond.any():
+            p[beyond] = (self.k + 1.0) / (self.n + 1.0) * gpd_survival(s[beyond] - self.u, self.beta, self.xi)
+        p[np.isnan(s)] = P_FLOOR  # a NaN score is as suspicious as it gets
+        return np.clip(p, P_FLOOR, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference.tolist(),
+            "n": self.n,
+            "u": self.u,
+            "k": self.k,
+            "beta": self.beta,
+            "xi": self.xi,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UpperTail:
+        return cls(
+            reference=np.asarray(d["reference"], np.float64),
+            n=int(d["n"]),
+            u=float(d["u"]),
+            k=int(d["k"]),
+            beta=float(d["beta"]),
+            xi=float(d["xi"]),
+        )
+
+
+def fit_gpd(excess: np.ndarray, spread: float = 0.0) -> tuple[float, float]:
+    """(beta, xi) of a generalized Pareto distribution by the method of moments, xi clipped to XI_RANGE.
+
+    Degenerate tails (fewer than two distinct exceedances) get an exponential with a scale from the mean
+    exceedance, or from the signal's spread, or a tiny absolute one when the signal is constant on clean
+    data (anything above it is then very unlikely, which is what the calibration data says).
+    """
+    y = np.asarray(excess, dtype=np.float64)
+    m = float(y.mean()) if y.size else 0.0
+    v = float(y.var(ddof=1)) if y.size > 1 else 0.0
+    if m <= 0.0:
+        return max(1e-3 * spread, 1e-9), 0.0
+    if v <= 0.0:
+        return m, 0.0
+    xi = min(max(0.5 * (1.0 - m * m / v), XI_RANGE[0]), XI_RANGE[1])
+    return m * (1.0 - xi), xi
+
+
+def gpd_survival(y: np.ndarray, beta: float, xi: float) -> np.ndarray:
+    y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    if xi == 0.0:
+        return np.exp(-y / beta)
+    return (
+        np.power1p(xi * y / beta, -1.0 / xi)
+        if hasattr(np, "power1p")
+        else (1.0 + xi * y / beta) ** (-1.0 / xi)
+    )
+
+
+# ---- one signal --------------------------------------------------------------------------------------------
+@dataclass
+class SignalModel:
+    name: str
+    tail: str  # "upper" or "two-sided"
+    upper: UpperTail
+    lower: UpperTail | None = None  # tail model of -s (two-sided signals)
+
+    @classmethod
+    def fit(cls, name: str, tail: str, values: np.ndarray) -> SignalModel:
+        if tail not in ("upper", "two-sided"):
+            raise ConfigError(f"signal {name!r}: tail must be 'upper' or 'two-sided', got {tail!r}")
+        values = np.asarray(values, dtype=np.float64)
+        lower = UpperTail.fit(-values) if tail == "two-sided" else None
+        return cls(name=name, tail=tail, upper=UpperTail.fit(values), lower=lower)
+
+    def p(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        p = self.upper.p(s)
+        if self.lower is not None:
+            p = np.minimum(1.0, 2.0 * np.minimum(p, self.lower.p(-s)))
+            p = np.maximum(p, P_FLOOR)
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tail": self.tail,
+            "upper": self.upper.to_dict(),
+            "lower": None if self.lower is None else self.lower.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SignalModel:
+        return cls(
+            name=d["name"],
+            tail=d["tail"],
+            upper=UpperTail.from_dict(d["upper"]),
+            lower=None if d.get("lower") is None else UpperTail.from_dict(d["lower"]),
+        )
+
+
+def combine(p_values: dict[str, np.ndarray], method: str) -> np.ndarray:
+    """The fused statistic (larger = more suspicious) from per-signal p-values."""
+    if method not in COMBINERS:
+        raise ConfigError(f"combine must be one of {COMBINERS}, got {method!r}")
+    if not p_values:
+        raise ConfigError("no signals to combine")
+    logs = np.log(np.stack([np.asarray(p, np.float64) for p in p_values.values()]))
+    return -2.0 * logs.sum(axis=0) if method == "fisher" else -logs.min(axis=0)
+
+
+def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold of each calibration sample: a seeded permutation, so folds do not follow the data's order."""
+    folds = max(2, min(folds, n))
+    return np.random.default_rng(seed).permutation(n) % folds
+
+
+def cross_fit(
+    values: dict[str, np.ndarray], tails: dict[str, str], method: str, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Clean fused statistics, each computed with p-value models fitted on the other folds."""
+    n = len(next(iter(values.values())))
+    ids = fold_ids(n, folds, seed)
+    out = np.empty(n, np.float64)
+    for k in np.unique(ids):
+        held = ids == k
+        models = {name: SignalModel.fit(name, tails[name], v[~held]) for name, v in values.items()}
+        out[held] = combine({name: m.p(values[name][held]) for name, m in models.items()}, method)
+    return out
+
+
+# ---- the detector ------------------------------------------------------------------------------------------
+@dataclass
+class Cascade:
+    """Screening: squeezed passes only for samples whose cheap statistic exceeds ``clear_threshold``."""
+
+    screen: float  # target share of clean traffic forwarded to the squeezed passes
+    clear_threshold: float
+    threshold: float  # on the full statistic, for forwarded samples
+    screened_clean: float  # measured share of (cross-fitted) clean calibration samples forwarded
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FusedDetector:
+    """Per-signal p-value models, the combination rule and the threshold(s), as stored in a profile."""
+
+    signals: dict[str, SignalModel]
+    combine: str
+    threshold: float
+    fpr: float
+    n_calibration: int
+    cheap: list[str] = field(default_factory=list)
+    cheap_threshold: float = math.inf
+    cascade: Cascade | None = None
+    folds: int = 5
+
+    @classmethod
+    def fit(
+        cls,
+        values: dict[str, np.ndarray],
+        tails: dict[str, str],
+        fpr: float,
+        *,
+        method: str = "fisher",
+        cheap: list[str] | None = None,
+        screen: float = 0.2,
+        folds: int = 5,
+        seed: int = 0,
+    ) -> FusedDetector:
+        """Fit on clean calibration values (signal name -> one value per sample)."""
+        fpr = check_fpr(fpr)
+        if method not in COMBINERS:
+            raise ConfigError(f"combine must be one of {COMBINERS}, got {method!r}")
+        if not values:
+            raise ConfigError("the fused detector needs at least one signal")
+        n = {len(v) for v in values.values()}
+        if len(n) != 1:
+            raise ConfigError("every signal needs one calibration value per sample")
+        n_cal = n.pop()
+        if n_cal < 2 * folds:
+            raise ConfigError(
+                f"the fused detector needs at least {2 * folds} calibration samples, got {n_cal}"
+            )
+        full_cv = cross_fit(values, tails, method, folds, seed)
+        cheap = [c for c in (cheap or []) if c in values]
+        models = {name: SignalModel.fit(name, tails[name], v) for name, v in values.items()}
+        det = cls(
+            signals=models,
+            combine=method,
+            threshold=threshold_at_fpr(full_cv, fpr),
+            fpr=fpr,
+            n_calibration=n_cal,
+            cheap=cheap,
+            folds=folds,
+        )
+        if cheap and len(cheap) < len(values):
+            cheap_cv = cross_fit({c: values[c] for c in cheap}, tails, method, folds, seed)
+            det.cheap_threshold = threshold_at_fpr(cheap_cv, fpr)
+            det.cascade = fit_cascade(cheap_cv, full_cv, fpr, screen)
+        return det
+
+    def p_values(
+        self, values: dict[str, np.ndarray], names: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        names = list(self.signals) if names is None else names
+        missing = [s for s in names if s not in values]
+        if missing:
+            raise ConfigError(f"signals {missing} are missing from the scores")
+        return {s: self.signals[s].p(values[s]) for s in names}
+
+    def statistic(self, values: dict[str, np.ndarray], names: list[str] | None = None) -> np.ndarray:
+        return combine(self.p_values(values, names), self.combine)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "combine": self.combine,
+            "threshold": self.threshold,
+            "fpr": self.fpr,
+            "n_calibration": self.n_calibration,
+            "cheap": list(self.cheap),
+            "cheap_threshold": self.cheap_threshold,
+            "folds": self.folds,
+            "cascade": None if self.cascade is None else self.cascade.to_dict(),
+            "signals": [m.to_dict() for m in self.signals.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FusedDetector:
+        signals = {s["name"]: SignalModel.from_dict(s) for s in d["signals"]}
+        cascade = None if d.get("cascade") is None else Cascade(**d["cascade"])
+        return cls(
+            signals=signals,
+            combine=d["combine"],
+            threshold=float(d["threshold"]),
+            fpr=float(d["fpr"]),
+            n_calibration=int(d["n_calibration"]),
+            cheap=list(d.get("cheap", [])),
+            cheap_threshold=float(d.get("cheap_threshold", math.inf)),
+            cascade=cascade,
+            folds=int(d.get("folds", 5)),
+        )
+
+
+def fit_cascade(cheap_cv: np.ndarray, full_cv: np.ndarray, fpr: float, screen: float) -> Cascade:
+    """Clear threshold at the ``1 - screen`` quantile of the clean cheap statistic; the threshold on the full
+    statistic so that (forwarded and above it) holds for at most the reference rule's share ``fpr`` of the
+    clean calibration samples — the overall FPR of the cascade stays calibrated."""
+    if not 0.0 < screen <= 1.0:
+        raise ConfigError(f"screen must be in (0, 1], got {screen!r}")
+    n = len(cheap_cv)
+    clear = threshold_at_fpr(cheap_cv, screen) if screen < 1.0 else -math.inf
+    forwarded = np.sort(full_cv[cheap_cv > clear])
+    allowed = n - math.ceil(n * (1.0 - fpr))  # flags the reference rule allows on n samples
+    m = forwarded.size
+    threshold = -math.inf if m <= allowed else float(forwarded[m - allowed - 1])
+    return Cascade(
+        screen=float(screen), clear_threshold=float(clear), threshold=threshold, screened_clean=float(m / n)
+    )
+
+
+__all__ = [
+    "FusedDetector",
+    "SignalModel",
+    "UpperTail",
+    "Cascade",
+    "combine",
+    "cross_fit",
+    "fit_gpd",
+    "gpd_survival",
+    "fit_cascade",
+    "COMBINERS",
+]

@@ -1,0 +1,314 @@
+"""Fused detector: p-values and their tail model, combination, cascade calibration, session integration."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import pyguard
+from pyguard import fusion, signals
+from pyguard.data import load_digits_demo
+from pyguard.errors import ConfigError, ProfileError
+from pyguard.fused import choose_squeezers
+from pyguard.metrics import binomial_interval
+
+
+# ---- p-values and the tail model, on hand-computed cases --------------------------------------------------
+def test_empirical_p_values_below_the_tail():
+    tail = fusion.UpperTail.fit(np.arange(1.0, 21.0))  # n = 20, k = 5 (10% of n, at least 5)
+    assert (tail.n, tail.k, tail.u) == (20, 5, 15.0)
+    p = tail.p(np.array([0.0, 10.0, 15.0]))
+    np.testing.assert_allclose(p, [21 / 21, (1 + 11) / 21, (1 + 6) / 21])
+
+
+def test_tail_model_exponential_when_moments_say_light_tail():
+    tail = fusion.UpperTail.fit(np.arange(1.0, 21.0))
+    # exceedances 1..5: mean 3, variance 2.5 -> xi = (1 - 9/2.5)/2 < 0, clipped to 0; beta = mean = 3
+    assert (tail.xi, tail.beta) == (0.0, 3.0)
+    np.testing.assert_allclose(tail.p(np.array([18.0])), [6 / 21 * math.exp(-1.0)])
+
+
+def test_tail_model_lifts_the_one_over_n_plus_one_floor_and_keeps_decreasing():
+    tail = fusion.UpperTail.fit(np.arange(1.0, 21.0))
+    p = tail.p(np.array([20.0, 25.0, 40.0, 80.0]))
+    assert p[1] < 1 / 21 and np.all(np.diff(p) < 0) and p[-1] >= fusion.P_FLOOR
+
+
+def test_gpd_method_of_moments_heavy_tail():
+    y = np.array([0.0, 0.0, 0.0, 4.0])  # mean 1, variance (ddof 1) 4 -> xi = (1 - 1/4)/2 = 0.375
+    beta, xi = fusion.fit_gpd(y)
+    assert xi == pytest.approx(0.375) and beta == pytest.approx(0.625)
+    assert fusion.gpd_survival(np.array([2.0]), beta, xi)[0] == pytest.approx(2.2 ** (-1 / 0.375))
+    # one far outlier: mean 1, variance 100 -> xi = 0.495 (moments never exceed the 0.5 cap)
+    assert fusion.fit_gpd(np.r_[np.zeros(99), 100.0])[1] == pytest.approx(0.495)
+
+
+def test_constant_clean_signal_makes_any_excess_very_unlikely():
+    tail = fusion.UpperTail.fit(np.zeros(50))
+    p = tail.p(np.array([0.0, 0.01]))
+    assert p[0] == 1.0 and p[1] == fusion.P_FLOOR
+
+
+def test_two_sided_p_is_twice_the_smaller_tail():
+    v = np.arange(-10.0, 11.0)  # symmetric, n = 21
+    model = fusion.SignalModel.fit("margin", "two-sided", v)
+    np.testing.assert_allclose(model.p(np.array([0.0])), [1.0])
+    lo, hi = model.p(np.array([-4.0, 4.0]))  # below the tail start u = 5: 7 values >= 4
+    assert lo == pytest.approx(hi) and hi == pytest.approx(2 * (1 + 7) / 22)
+    with pytest.raises(ConfigError):
+        fusion.SignalModel.fit("x", "lower", v)
+
+
+def test_nan_scores_are_most_suspicious():
+    model = fusion.SignalModel.fit("s", "upper", np.arange(30.0))
+    assert model.p(np.array([np.nan]))[0] == fusion.P_FLOOR
+
+
+def test_combination_rules():
+    p = {"a": np.array([0.5, 1.0]), "b": np.array([0.25, 1.0])}
+    np.testing.assert_allclose(fusion.combine(p, "fisher"), [-2 * math.log(0.125), 0.0], atol=1e-12)
+    np.testing.assert_allclose(fusion.combine(p, "min_p"), [-math.log(0.25), 0.0], atol=1e-12)
+    with pytest.raises(ConfigError):
+        fusion.combine(p, "mean")
+    with pytest.raises(ConfigError):
+        fusion.combine({}, "fisher")
+
+
+def test_cascade_threshold_keeps_the_overall_fpr():
+    cheap = np.arange(10.0)  # screen 0.5 -> clear threshold sorted[ceil(5) - 1] = 4; samples 5..9 forwarded
+    full = np.array([0, 0, 0, 0, 0, 10, 30, 20, 50, 40], dtype=float)
+    c = fusion.fit_cascade(cheap, full, fpr=0.2, screen=0.5)
+    assert c.clear_threshold == 4.0 and c.screened_clean == 0.5
+    # 2 flags allowed on 10 samples; forwarded full stats sorted 10 20 30 40 50 -> threshold 30
+    assert c.threshold == 30.0
+    assert np.sum((cheap > c.clear_threshold) & (full > c.threshold)) == 2
+    with pytest.raises(ConfigError):
+        fusion.fit_cascade(cheap, full, fpr=0.2, screen=0.0)
+
+
+def test_fit_errors_and_round_trip():
+    rng = np.random.default_rng(0)
+    values = {"margin": rng.normal(size=200), "squeeze[median:2]": rng.exponential(size=200)}
+    tails = {k: signals.tail_of(k) for k in values}
+    det = fusion.FusedDetector.fit(values, tails, 0.05, cheap=["margin"])
+    again = fusion.FusedDetector.from_dict(det.to_dict())
+    np.testing.assert_allclose(again.statistic(values), det.statistic(values))
+    assert again.cascade is not None and again.threshold == det.threshold
+    with pytest.raises(ConfigError):
+        fusion.FusedDetector.fit({"margin": np.zeros(5)}, tails, 0.05)
+    with pytest.raises(ConfigError):
+        fusion.FusedDetector.fit(values, tails, 0.05, method="max")
+    with pytest.raises(ConfigError):
+        fusion.FusedDetector.fit(
+            {"margin": np.zeros(50), "s": np.zeros(40)}, {"margin": "two-sided", "s": "upper"}, 0.05
+        )
+
+
+def test_cross_fitted_threshold_holds_fpr_on_fresh_clean_data():
+    rng = np.random.default_rng(1)
+    hits, trials = 0, 0
+    for split in range(5):
+        clean = {"a": rng.normal(size=600), "b": rng.gamma(2.0, size=600), "c": rng.standard_t(3, size=600)}
+        tails = {"a": "two-sided", "b": "upper", "c": "upper"}
+        det = fusion.FusedDetector.fit(clean, tails, 0.05, seed=split)
+        fresh = {
+            "a": rng.normal(size=2000),
+            "b": rng.gamma(2.0, size=2000),
+            "c": rng.standard_t(3, size=2000),
+        }
+        hits += int((det.statistic(fresh) > det.threshold).sum())
+        trials += 2000
+    lo, hi = binomial_interval(round(0.05 * trials), trials)
+    assert lo - 0.01 <= hits / trials <= hi + 0.01
+
+
+# ---- signals -----------------------------------------------------------------------------------------------
+def test_input_signals_on_hand_made_images():
+    flat = np.full((1, 3, 4, 4), 0.5, np.float32)
+    ramp = np.tile(np.linspace(0, 1, 4, dtype=np.float32), (1, 3, 4, 1))
+    noisy = flat.copy()
+    noisy[0, 0] += np.array([[1, -1, 1, -1], [-1, 1, -1, 1]] * 2, np.float32) * 0.1
+    s = signals.input_signals(np.concatenate([flat, ramp, noisy]), "NCHW")
+    assert s["hf_energy"][0] < -20 and s["hf_energy"][1] < -20  # constant and linear ramp: no residual
+    assert s["hf_energy"][2] > -5 and s["residual_xchannel"][2] == pytest.approx(2 / 3)
+    assert s["off_grid"][0] == pytest.approx(1.0)  # 0.5 is not one of the 256 levels
+    assert s["saturation"][1] == pytest.approx(0.5)  # the ramp's first and last columns
+    nhwc = signals.input_signals(np.ascontiguousarray(noisy.transpose(0, 2, 3, 1)), "NHWC")
+    assert nhwc["hf_energy"][0] == pytest.approx(s["hf_energy"][2])
+    u8 = signals.input_signals(np.zeros((2, 5, 5, 3), np.uint8), "NHWC", 0.0, 255.0)
+    assert np.all(u8["off_grid"] == 0) and np.all(u8["saturation"] == 1)
+
+
+def test_output_signals():
+    z = np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    s = signals.output_signals(z, "logits")
+    np.testing.assert_allclose(s["margin"], [2.0, 0.0])
+    np.testing.assert_allclose(s["energy"][1], math.log(3.0))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(signals.output_signals(p, "probabilities")["margin"], [2.0, 0.0])
+
+
+def test_choose_squeezers_per_family():
+    agreement = {
+        "bit_depth:1": 0.80,
+        "bit_depth:2": 0.97,
+        "bit_depth:3": 0.99,
+        "median:2": 0.96,
+        "median:3": 0.99,
+    }
+    assert choose_squeezers(agreement) == ["bit_depth:2", "median:2"]
+    assert choose_squeezers({"bit_depth:1": 0.5}) == []
+
+
+# ---- the detector in pyguard ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_demo()
+
+
+def _calibrate(demo, x=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pyguard.calibrate(
+            str(demo.model_path),
+            demo.x_calib if x is None else x,
+            detector="fused",
+            activations=True,
+            activation_budget=None,
+            **kw,
+        )
+
+
+@pytest.fixture(scope="module")
+def fused_profile(digits):
+    return _calibrate(digits)
+
+
+def test_report_scores_have_every_signal_and_fused(digits, fused_profile):
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    _, report = sess.run_with_report(None, {"image": digits.x_test[:7]})
+    for name in [*fused_profile.fused.signals, "fused"]:
+        assert report.scores[name].shape == (7,)
+    assert "activation_range" in fused_profile.fused.signals
+    assert any(k.startswith("squeeze[") for k in fused_profile.fused.signals)
+    assert report.threshold == fused_profile.fused.threshold
+    np.testing.assert_array_equal(report.flagged, report.scores["fused"] > report.threshold)
+
+
+def test_detects_demo_attacks_and_explains(digits, fused_profile):
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    x_adv, _ = digits.adversarial["bim_0.3"]
+    _, report = sess.run_with_report(None, {"image": x_adv})
+    assert report.flagged.mean() > 0.9
+    i = int(np.flatnonzero(report.flagged)[0])
+    assert report.reasons[i][0] == "fused" and any(r.startswith("fused:") for r in report.reasons[i])
+
+
+def test_fpr_within_binomial_interval_across_splits(digits):
+    x = np.concatenate([digits.x_calib, digits.x_test])
+    rng = np.random.default_rng(3)
+    flagged = total = 0
+    for _ in range(3):
+        perm = rng.permutation(len(x))
+        prof = _calibrate(digits, x[perm[:400]])
+        sess = pyguard.InferenceSession(str(digits.model_path), profile=prof)
+        _, report = sess.run_with_report(None, {"image": x[perm[400:]]})
+        flagged += int(report.flagged.sum())
+        total += len(report)
+    lo, hi = binomial_interval(round(0.05 * total), total)
+    assert lo <= flagged / total <= hi
+
+
+def test_cascade_matches_full_detector_where_it_forwards(digits, fused_profile):
+    full = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    casc = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile, cascade=True)
+    x = np.concatenate([digits.x_test[:100], digits.adversarial["deepfool"][0][:100]])
+    out_full, r_full = full.run_with_report(None, {"image": x})
+    out_casc, r_casc = casc.run_with_report(None, {"image": x})
+    np.testing.assert_array_equal(out_full[0], out_casc[0])  # monitor mode: outputs untouched
+    fwd = r_casc.scores["forwarded"]
+    assert 0 < fwd.sum() < len(x)
+    np.testing.assert_allclose(r_casc.scores["fused"][fwd], r_full.scores["fused"][fwd], rtol=1e-9)
+    for key in fused_profile.fused.signals:
+        if key.startswith("squeeze["):
+            np.testing.assert_allclose(r_casc.scores[key][fwd], r_full.scores[key][fwd], rtol=1e-9)
+            assert np.isnan(r_casc.scores[key][~fwd]).all()
+    threshold = fused_profile.fused.cascade.threshold
+    np.testing.assert_array_equal(r_casc.flagged, fwd & (r_full.scores["fused"] > threshold))
+    assert not r_casc.flagged[~fwd].any()
+
+
+def test_user_squeezers_are_respected(digits):
+    prof = _calibrate(digits, digits.x_calib[:200], squeezers=("median:3",))
+    assert prof.squeezers == ["median:3"] and list(prof.fused.signals).count("squeeze[median:3]") == 1
+    auto = _calibrate(digits, digits.x_calib[:200])
+    assert auto.squeezers and set(auto.squeezers) <= set(pyguard.fused.CANDIDATES)
+
+
+def test_profile_round_trip(tmp_path, digits, fused_profile):
+    path = tmp_path / "p.json"
+    fused_profile.save(path)
+    loaded = pyguard.GuardProfile.load(path)
+    sess_a = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    sess_b = pyguard.InferenceSession(str(digits.model_path), profile=loaded)
+    x = {"image": digits.x_test[:20]}
+    np.testing.assert_allclose(
+        sess_a.run_with_report(None, x)[1].scores["fused"], sess_b.run_with_report(None, x)[1].scores["fused"]
+    )
+    d = fused_profile.to_dict()
+    d["fused"] = {"signals": "nope"}
+    with pytest.raises(ProfileError):
+        pyguard.GuardProfile.from_dict(d)
+
+
+def test_errors(digits, fused_profile):
+    with pytest.raises(ConfigError):
+        pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], detector="magic")
+    with pytest.raises(ConfigError):
+        _calibrate(digits, digits.x_calib[:100], combine="mean")
+    squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:100], activations=False)
+    with pytest.raises(ConfigError):
+        pyguard.InferenceSession(str(digits.model_path), profile=squeeze_only, cascade=True)
+    with pytest.raises(ConfigError):
+        pyguard.InferenceSession(str(digits.model_path), profile=fused_profile, cascade="yes")
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile, action="reject")
+    with pytest.raises(pyguard.AdversarialInputError):
+        sess.run(None, {"image": digits.adversarial["bim_0.3"][0][:5]})
+
+
+# ---- the photo set and the adaptive attack -----------------------------------------------------------------
+def test_photo_demo_set_is_on_the_8_bit_grid():
+    from pyguard.data import load_photos_demo
+
+    photos = load_photos_demo()
+    assert photos.x_calib.dtype == np.float32 and photos.x_calib.shape[1:] == (3, 32, 32)
+    for x in (photos.x_test, *(a for a, _ in photos.adversarial.values())):
+        np.testing.assert_array_equal(np.rint(x * 255) / np.float32(255), x)
+    assert set(photos.adversarial) == {"fgsm_8", "fgsm_16", "pgd_8", "pgd_16", "cw_l2_0", "deepfool"}
+
+
+def test_adaptive_attack_on_fused_signals_stays_in_budget(digits, fused_profile):
+    pytest.importorskip("torch")
+    from pyguard.eval import adaptive_fused_pgd, to_torch
+
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=fused_profile)
+    x, y = digits.x_test[:4], digits.y_test[:4]
+    x_adv = adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, fused_profile, sess, eps=0.1, steps=2)
+    assert x_adv.shape == x.shape and np.abs(x_adv - x).max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError):
+        squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], activations=False)
+        adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, squeeze_only, sess, eps=0.1, steps=1)
+
+
+def test_demo_prints_fused_beside_xu():
+    import io
+
+    from pyguard.demo import run_demo
+
+    buf = io.StringIO()
+    assert run_demo(seconds=0.05, out=buf, dataset="photos") == 0
+    text = buf.getvalue()
+    assert "fused det" in text and "Xu det" in text and "PGD eps=8/255" in text
