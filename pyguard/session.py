@@ -19,6 +19,7 @@ import onnxruntime as _ort
 
 from . import activations as _activations
 from . import fused as _fused
+from . import guard_mode as _guard_mode
 from . import ops
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
@@ -147,7 +148,8 @@ class InferenceSession(_OrtSession):
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 restrict_activations: bool | str = False, cascade: bool = False, **kwargs) -> None:
+                 restrict_activations: bool | str = False, cascade: bool = False, guard_mode: str = "auto",
+                 **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
@@ -159,8 +161,17 @@ class InferenceSession(_OrtSession):
                 profile.check_model(model_sha256(path_or_bytes))
             except OSError as e:
                 raise ModelError(f"cannot read model {path_or_bytes!r}: {e}") from e
+        # ---- guard mode (issue 7): graph mode runs the in-graph guard of compile_guard ----
+        self._guard_mode = _guard_mode.choose_guard_mode(providers, profile, guard_mode)
+        self._graph = None
+        if self._guard_mode == "graph":
+            if action == "purify" or restrict_activations or cascade:
+                raise ConfigError("guard_mode='graph' supports action='monitor'/'reject' without "
+                                  "restrict_activations or cascade; use guard_mode='native'")
+            path_or_bytes = _guard_mode.compiled_model(path_or_bytes, profile)
         try:  # ---- activations (issue 4): the hardened and/or instrumented model ----
-            path_or_bytes = _activations.session_model(path_or_bytes, profile, restrict_activations)
+            if self._guard_mode == "native":
+                path_or_bytes = _activations.session_model(path_or_bytes, profile, restrict_activations)
         except _activations.ActivationError as e:
             raise ConfigError(str(e)) from e
         try:
@@ -169,8 +180,12 @@ class InferenceSession(_OrtSession):
             if type(e).__module__.startswith("onnxruntime"):
                 raise ModelError(f"onnxruntime cannot load the model: {e}") from e
             raise
+        if self._guard_mode == "graph":  # ---- guard mode (issue 7) ----
+            self._graph = _guard_mode.GraphGuard([o.name for o in _OrtSession.get_outputs(self)], profile)
         self._guard_init(profile, action)
         self._cascade = _fused.cascade_for(self, cascade)  # ---- fused detector (issue 5) ----
+        if self._graph is not None:  # the guard model computes the checks: no native detector
+            self._detector = self._activations = self._fused = None
 
     # ---- setup ------------------------------------------------------------------------------------------
     def _guard_init(self, profile: GuardProfile | None, action: str) -> None:
@@ -207,8 +222,15 @@ class InferenceSession(_OrtSession):
     def get_outputs(self):
         """The model's outputs, as onnxruntime lists them (the activation monitor's output is hidden)."""
         outputs = _OrtSession.get_outputs(self)
+        if getattr(self, "_graph", None) is not None:  # ---- guard mode (issue 7): hide pyguard_* ----
+            return [o for o in outputs if o.name not in self._graph.extra]
         acts = getattr(self, "_activations", None)
         return outputs if acts is None else [o for o in outputs if o.name != acts.output_name]
+
+    @property
+    def guard_mode(self) -> str:
+        """"native" (squeezers run by pyguard's kernels) or "graph" (the guard model of compile_guard)."""
+        return self._guard_mode
 
     @property
     def last_report(self) -> GuardReport | None:
@@ -237,6 +259,9 @@ class InferenceSession(_OrtSession):
             names = [*names, self._activations.output_name]
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
+        if self._graph is not None:  # ---- guard mode (issue 7) ----
+            values = _OrtSession.run(self, [*names, *self._graph.extra], input_feed, run_options)
+            return self._finish_graph_run(values, len(names), timings, t0)
         if self._detector is None:
             n, nonfinite, out_of_range = self._sanity(input_feed, x)
             timings["checks"] = _ms(t0)
@@ -258,6 +283,62 @@ class InferenceSession(_OrtSession):
         if self.action == "reject" and report.any_flagged:
             raise AdversarialInputError(report)
         return outputs, report
+
+    # ---- guard mode (issue 7): graph-mode runs, IOBinding and OrtValues ---------------------------------
+    def _finish_graph_run(self, values: list, n_user: int, timings: dict, t0: float, to_host=np.asarray):
+        """The caller's outputs and the report, from a graph-mode run's outputs (the caller's, then the
+        guard's ``pyguard_*`` ones); ``to_host`` turns a guard output into a numpy array."""
+        timings["inference"] = _ms(t0)
+        guard = {name: to_host(v) for name, v in zip(self._graph.extra, values[n_user:])}
+        n, flagged, nonfinite, out_of_range, extra, reasons = self._graph.report_parts(guard)
+        report = self._report(n, nonfinite, out_of_range, self._graph.threshold, extra, timings)
+        report.flagged, report.reasons = flagged, reasons
+        timings["total"] = _ms(t0)
+        self._local.report = report
+        if self.action == "reject" and report.any_flagged:
+            raise AdversarialInputError(report)
+        return values[:n_user], report
+
+    def io_binding(self):
+        """onnxruntime's IOBinding; in graph mode one that remembers the bound output names, so that
+        :meth:`run_with_iobinding` can find the guard's outputs and fill :attr:`last_report`."""
+        if self._graph is None:
+            return _OrtSession.io_binding(self)
+        return _guard_mode.GuardIOBinding(self)
+
+    def run_with_iobinding(self, iobinding, run_options=None):
+        """onnxruntime's ``run_with_iobinding``. In graph mode, the ``pyguard_*`` outputs not bound by the
+        caller are bound to CPU memory (small [N] / [N, k] arrays; they then follow the caller's outputs in
+        ``iobinding.get_outputs()``), and the report is built from them (:attr:`last_report`); inputs and
+        the model's outputs stay where they are bound (the device)."""
+        if self._graph is None:
+            return _OrtSession.run_with_iobinding(self, iobinding, run_options)
+        if not isinstance(iobinding, _guard_mode.GuardIOBinding):
+            raise InputError("in graph mode, bind with this session's io_binding() so the guard outputs can "
+                             "be found")
+        for name in self._graph.extra:
+            if name not in iobinding.output_names:
+                iobinding.bind_output(name, "cpu")
+        t0 = time.perf_counter()
+        _OrtSession.run_with_iobinding(self, iobinding, run_options)
+        outputs = iobinding.get_outputs()
+        index = {name: i for i, name in enumerate(iobinding.output_names)}
+        values = [outputs[index[name]] for name in self._graph.extra]
+        self._finish_graph_run(values, 0, {}, t0, to_host=lambda v: v.numpy())
+
+    def run_with_ort_values(self, output_names, input_dict_ort_values, run_options=None):
+        """onnxruntime's ``run_with_ort_values``; in graph mode the guard outputs are added to the run, copied
+        to the host for the report (:attr:`last_report`) and left out of the returned OrtValues."""
+        if self._graph is None:
+            return _OrtSession.run_with_ort_values(self, output_names, input_dict_ort_values, run_options)
+        names = list(output_names) if output_names else self._output_names
+        unknown = [n for n in names if n not in self._output_set]
+        if unknown:
+            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        t0 = time.perf_counter()
+        values = _OrtSession.run_with_ort_values(self, [*names, *self._graph.extra], input_dict_ort_values,
+                                                 run_options)
+        return self._finish_graph_run(list(values), len(names), {}, t0, to_host=lambda v: v.numpy())[0]
 
     # ---- checks -----------------------------------------------------------------------------------------
     def _check_feed(self, feed: dict) -> None:
