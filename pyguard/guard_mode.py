@@ -20,15 +20,14 @@ GUARD_MODES = ("auto", "native", "graph")
 CPU_PROVIDER = "CPUExecutionProvider"
 
 # The guard outputs the report reads (names as in pyguard.graph, kept here so that native sessions do
-# not import onnx).
+# not import onnx). Activation ranges are not compiled as bounds: graph mode adds the same activation
+# monitor as native mode (pyguard.activations.instrument), so both modes flag the same samples.
 SCORES = "pyguard_scores"
 FLAGS = "pyguard_flags"
 NAN_COUNT = "pyguard_nan_count"
 INF_COUNT = "pyguard_inf_count"
 OUT_OF_RANGE_COUNT = "pyguard_out_of_range_count"
-ACTIVATION_COUNT = "pyguard_activation_count"
-ACTIVATION_EXCESS = "pyguard_activation_excess"
-GUARD_OUTPUTS = (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT, ACTIVATION_COUNT, ACTIVATION_EXCESS)
+GUARD_OUTPUTS = (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT)
 
 
 def first_provider(providers: Sequence | None) -> str:
@@ -86,10 +85,16 @@ def compiled_model(model: Any, profile: Any) -> bytes:
         raise ConfigError(f"guard_mode='graph': {reason}; use guard_mode='native'")
     if isinstance(model, (bytearray, memoryview)):
         model = bytes(model)
-    try:
-        return compile_guard(model, profile).SerializeToString()
+    try:  # activation ranges: the same monitor as native mode (one small reduction output), not bounds
+        guard = compile_guard(model, profile, activation_bounds={})
     except ValueError as e:
         raise ConfigError(f"guard_mode='graph': {e}") from e
+    acts = getattr(profile, "activations", None)
+    if acts is not None and acts.monitor is not None:
+        from .activations import instrument
+
+        guard = instrument(guard, acts)
+    return guard.SerializeToString()
 
 
 class GuardIOBinding(_ort.IOBinding):
@@ -120,8 +125,12 @@ class GuardIOBinding(_ort.IOBinding):
 class GraphGuard:
     """What a graph-mode session knows about its guard model's extra outputs and the profile."""
 
-    def __init__(self, all_outputs: Sequence[str], profile: Any) -> None:
+    def __init__(self, all_outputs: Sequence[str], profile: Any, monitor_output: str | None) -> None:
+        """``monitor_output``: the activation monitor's output (read by SessionActivations), if any."""
         self.extra = [name for name in GUARD_OUTPUTS if name in set(all_outputs)]
+        self.monitor_output = monitor_output
+        if monitor_output is not None:
+            self.extra.append(monitor_output)
         self.keys = [f"squeeze[{spec}]" for spec in profile.squeezers]
         self.threshold = float(profile.threshold)
 
@@ -139,16 +148,10 @@ class GraphGuard:
         squeeze = scores[:, -1].astype(np.float64)
         extra = {"squeeze": squeeze, **{k: scores[:, j].astype(np.float64) for j, k in enumerate(self.keys)}}
         above = scores[:, -1] > np.float32(self.threshold)  # the graph compares in float32
-        activation = None
-        if ACTIVATION_COUNT in values:
-            activation = np.asarray(values[ACTIVATION_COUNT]).reshape(n, -1).sum(axis=1) > 0
-            excess = np.asarray(values.get(ACTIVATION_EXCESS, np.zeros((n, 1), np.float32)))
-            extra["activation_range"] = excess.reshape(n, -1).max(axis=1, initial=0.0).astype(np.float64)
         reasons: list[list[str]] = [[] for _ in range(n)]
-        checks = (("non_finite", nonfinite > 0), ("input_range", out_of_range > 0), ("squeeze", above),
-                  ("activation_range", activation))
+        checks = (("non_finite", nonfinite > 0), ("input_range", out_of_range > 0), ("squeeze", above))
         for i in np.flatnonzero(flagged).tolist():
-            reasons[i] = [name for name, hit in checks if hit is not None and hit[i]]
+            reasons[i] = [name for name, hit in checks if hit[i]]
         return n, flagged, nonfinite, out_of_range, extra, reasons
 
 

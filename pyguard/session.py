@@ -27,6 +27,7 @@ from .report import GuardReport
 from .squeezers import parse_all
 
 _OrtSession = _ort.InferenceSession
+choose_guard_mode = _guard_mode.choose_guard_mode  # ---- guard mode (issue 7) ----
 
 ACTIONS = ("monitor", "reject", "purify")
 
@@ -181,11 +182,13 @@ class InferenceSession(_OrtSession):
                 raise ModelError(f"onnxruntime cannot load the model: {e}") from e
             raise
         if self._guard_mode == "graph":  # ---- guard mode (issue 7) ----
-            self._graph = _guard_mode.GraphGuard([o.name for o in _OrtSession.get_outputs(self)], profile)
+            monitor = _activations.SessionActivations.create(profile)
+            self._graph = _guard_mode.GraphGuard([o.name for o in _OrtSession.get_outputs(self)], profile,
+                                                 monitor.output_name if monitor is not None else None)
         self._guard_init(profile, action)
         self._cascade = _fused.cascade_for(self, cascade)  # ---- fused detector (issue 5) ----
         if self._graph is not None:  # the guard model computes the checks: no native detector
-            self._detector = self._activations = self._fused = None
+            self._detector = self._fused = None
 
     # ---- setup ------------------------------------------------------------------------------------------
     def _guard_init(self, profile: GuardProfile | None, action: str) -> None:
@@ -255,13 +258,13 @@ class InferenceSession(_OrtSession):
         else:
             names = self._output_names
         self._check_feed(input_feed)
+        if self._graph is not None:  # ---- guard mode (issue 7) ----
+            values = _OrtSession.run(self, [*names, *self._graph.extra], input_feed, run_options)
+            return self._finish_graph_run(values, len(names), {}, t0)
         if self._activations is not None:  # a new list: names may be self._output_names
             names = [*names, self._activations.output_name]
         x = input_feed.get(self._primary)
         timings: dict[str, float] = {}
-        if self._graph is not None:  # ---- guard mode (issue 7) ----
-            values = _OrtSession.run(self, [*names, *self._graph.extra], input_feed, run_options)
-            return self._finish_graph_run(values, len(names), timings, t0)
         if self._detector is None:
             n, nonfinite, out_of_range = self._sanity(input_feed, x)
             timings["checks"] = _ms(t0)
@@ -293,6 +296,8 @@ class InferenceSession(_OrtSession):
         n, flagged, nonfinite, out_of_range, extra, reasons = self._graph.report_parts(guard)
         report = self._report(n, nonfinite, out_of_range, self._graph.threshold, extra, timings)
         report.flagged, report.reasons = flagged, reasons
+        if self._graph.monitor_output is not None:
+            self._activations.apply(report, guard[self._graph.monitor_output])
         timings["total"] = _ms(t0)
         self._local.report = report
         if self.action == "reject" and report.any_flagged:
@@ -584,4 +589,4 @@ def _squeeze_scores(probs: np.ndarray, logits: bool) -> tuple[np.ndarray, list[n
     return distances.max(axis=0), list(distances)
 
 
-__all__ = ["InferenceSession", "ACTIONS"]
+__all__ = ["InferenceSession", "ACTIONS", "choose_guard_mode"]
