@@ -237,3 +237,20 @@ def test_cuda_graph_mode_agrees_with_native_cpu(calibrated):
     binding.bind_output("out", "cuda")
     gpu.run_with_iobinding(binding)
     assert np.array_equal(gpu.last_report.flagged, report.flagged)
+
+
+def test_graph_mode_checks_activations_like_native_mode(crops):
+    model = conv_classifier().SerializeToString()
+    profile = pyguard.calibrate(model, crops[:20], squeezers=["bit_depth:5"], fpr=0.3, activations=True,
+                                activation_budget=None)
+    assert profile.activations.monitor is not None
+    x = np.concatenate([crops[20:], np.clip(crops[20:26] * 4.0 - 1.5, 0.0, 1.0)])  # harsh contrast
+    graph, native = session(model, profile, "graph"), session(model, profile, "native")
+    assert [o.name for o in graph.get_outputs()] == ["out"]
+    got, graph_report = graph.run_with_report(None, {"image": x})
+    want, native_report = native.run_with_report(None, {"image": x})
+    assert same_bits(got[0], want[0])
+    assert_reports_agree(graph_report, native_report, profile.squeezers)
+    assert any("activation_range" in r for r in graph_report.reasons)
+    key = "activation_range"
+    np.testing.assert_array_equal(graph_report.scores[key], native_report.scores[key])
