@@ -31,13 +31,14 @@ GUARD_OUTPUTS = (SCORES, FLAGS, NAN_COUNT, INF_COUNT, OUT_OF_RANGE_COUNT)
 
 
 def first_provider(providers: Sequence | None) -> str:
-    """The provider onnxruntime would try first: the first of ``providers`` (a name or a (name, options)
-    pair), or of the available providers when none are given."""
-    if providers:
-        first = providers[0]
-        return first[0] if isinstance(first, (tuple, list)) else str(first)
-    available = _ort.get_available_providers()
-    return available[0] if available else CPU_PROVIDER
+    """The provider onnxruntime tries first: the first of ``providers`` (a name or a (name, options) pair).
+    Without providers a session runs on the CPU provider (onnxruntime refuses to pick a GPU provider
+    implicitly; ``get_available_providers()`` may list e.g. AzureExecutionProvider first, which is not
+    where the model runs)."""
+    if not providers:
+        return CPU_PROVIDER
+    first = providers[0]
+    return first[0] if isinstance(first, (tuple, list)) else str(first)
 
 
 def graph_unsupported(profile: Any) -> str | None:

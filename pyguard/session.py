@@ -4,7 +4,8 @@ The class subclasses ``onnxruntime.InferenceSession`` (captured at import, befor
 so it takes the same arguments, passes through the rest of the interface (``get_inputs``, ``io_binding``,
 ``run_with_iobinding``, ``end_profiling``...) and is accepted wherever an onnxruntime session is.
 Only ``run`` is guarded (and ``run_with_report``, which also returns the report); ``io_binding`` /
-``run_with_ort_values`` runs go straight to onnxruntime.
+``run_with_ort_values`` runs go straight to onnxruntime, except in graph mode (``guard_mode``, see
+:mod:`pyguard.guard_mode`), where they also fill the report.
 """
 
 from __future__ import annotations
@@ -136,6 +137,10 @@ class InferenceSession(_OrtSession):
             :func:`pyguard.harden`); ``"fused"`` clamps only where onnxruntime fuses the clamp into the
             convolution (no extra cost). Needs a profile calibrated with ``activations``. Outputs then differ
             from onnxruntime's wherever an activation left its range, which is the point.
+        guard_mode: ``"auto"`` (default: ``"graph"`` when the first provider is not the CPU provider and the
+            profile's squeezers have a standard-operator form), ``"native"`` (pyguard's kernels on the host)
+            or ``"graph"`` (the session runs :func:`pyguard.compile_guard`'s model; inputs may stay on the
+            device with ``io_binding``). See :attr:`guard_mode` for the mode in use.
 
     A profile with activation ranges also checks the monitored activations on every run (one small extra
     model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.

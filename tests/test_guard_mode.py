@@ -151,6 +151,7 @@ def test_native_only_squeezers_raise_in_graph_mode(spec):
 def test_choose_guard_mode(calibrated):
     _, profile, _ = calibrated
     assert choose_guard_mode(CPU, profile) == "native"
+    assert choose_guard_mode(None, profile) == "native" == choose_guard_mode([], profile)
     assert choose_guard_mode(["CUDAExecutionProvider", "CPUExecutionProvider"], profile) == "graph"
     trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": False})
     assert choose_guard_mode([trt, "CPUExecutionProvider"], profile) == "graph"
@@ -166,6 +167,7 @@ def test_choose_guard_mode(calibrated):
 def test_auto_is_native_on_cpu_and_graph_without_profile_is_native(calibrated):
     model, profile, x = calibrated
     assert session(model, profile, "auto").guard_mode == "native"
+    assert pyguard.InferenceSession(model, profile=profile).guard_mode == "native"  # providers=None: CPU
     bare = session(model, None, "graph")
     assert bare.guard_mode == "native"
     assert not bare.run_with_report(None, {"image": x})[1].flagged[:-2].any()
