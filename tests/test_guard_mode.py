@@ -219,6 +219,8 @@ def test_run_with_ort_values(calibrated):
     values = graph.run_with_ort_values(None, {"image": ort.OrtValue.ortvalue_from_numpy(x)})
     assert len(values) == 1 and same_bits(values[0].numpy(), want[0])
     assert np.array_equal(graph.last_report.flagged, report.flagged)
+    got, got_report = graph.run_with_report(None, {"image": ort.OrtValue.ortvalue_from_numpy(x)})
+    assert same_bits(got[0], want[0]) and np.array_equal(got_report.flagged, report.flagged)
     native = session(model, profile, "native")  # native mode: onnxruntime's own, unguarded
     assert same_bits(native.run_with_ort_values(["out"], {"image": ort.OrtValue.ortvalue_from_numpy(x)})[0]
                      .numpy(), want[0])
