@@ -258,3 +258,23 @@ def test_graph_mode_checks_activations_like_native_mode(crops):
     assert any("activation_range" in r for r in graph_report.reasons)
     key = "activation_range"
     np.testing.assert_array_equal(graph_report.scores[key], native_report.scores[key])
+
+
+@pytest.mark.parametrize("kind", ["fixed_batch", "uint8"])
+def test_graph_mode_fixed_batch_and_uint8_models(crops, kind):
+    uint8 = kind == "uint8"
+    onnx_model = conv_classifier(batch=4) if kind == "fixed_batch" else conv_classifier(uint8=True)
+    model = onnx_model.SerializeToString()
+    x = crops[:4] if not uint8 else np.rint(crops[:4] * 255).astype(np.uint8)
+    image = InputSpec(name="image", layout="NCHW", dtype="uint8" if uint8 else "float32",
+                      range=(0.0, 255.0) if uint8 else (0.0, 1.0))
+    specs = ["bit_depth:4", "median:2"]
+    draft = GuardProfile(model_sha256=model_sha256(model), input=image, output_name="out",
+                         output_kind="logits", squeezers=specs, threshold=1.0, fpr=0.05)
+    scores = session(model, draft, "native").run_with_report(None, {"image": x})[1].scores["squeeze"]
+    draft.threshold = float(np.sort(scores)[1] + np.sort(scores)[2]) / 2  # two flagged, two not
+    got, graph_report = session(model, draft, "graph").run_with_report(None, {"image": x})
+    want, native_report = session(model, draft, "native").run_with_report(None, {"image": x})
+    assert same_bits(got[0], want[0])
+    assert_reports_agree(graph_report, native_report, specs)
+    assert graph_report.flagged.sum() == 2
