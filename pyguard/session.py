@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as _ort
 
-from . import ops
+from . import ops, production
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
 from .report import GuardReport
@@ -128,6 +128,11 @@ class InferenceSession(_OrtSession):
         action: ``"monitor"`` (report only; outputs bit-identical to onnxruntime), ``"reject"`` (raise
             :class:`AdversarialInputError` when a sample is flagged) or ``"purify"`` (flagged samples get the
             outputs of their squeezed input, the profile's purifier).
+        telemetry: a :class:`pyguard.telemetry.Telemetry` counting every run.
+        audit: a :class:`pyguard.audit.AuditLog` recording each flagged sample (fsync-ed before ``run``
+            returns).
+        signature / public_key: a model-signing signature file and the PEM public key it must verify
+            against before the model is loaded (:mod:`pyguard.integrity`).
 
     Every ``run`` first checks the feed against the model (unknown or missing input names, dtype, rank,
     fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
@@ -138,13 +143,17 @@ class InferenceSession(_OrtSession):
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
-                 **kwargs) -> None:
+                 telemetry=None, audit=None, signature=None, public_key=None, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
             profile = GuardProfile.load(profile)
         elif profile is not None and not isinstance(profile, GuardProfile):
             raise ConfigError(f"profile must be a GuardProfile, a path or None, got {type(profile).__name__}")
+        # ---- hardening: signature check, telemetry and audit hooks (pyguard.integrity/telemetry/audit) --
+        self._production = production.Hooks.create(path_or_bytes, profile, telemetry=telemetry, audit=audit,
+                                                   signature=signature, public_key=public_key)
+        # ---- hardening (end) ----
         if profile is not None:
             try:
                 profile.check_model(model_sha256(path_or_bytes))
@@ -223,6 +232,8 @@ class InferenceSession(_OrtSession):
             outputs, report = self._detect(names, input_feed, x, run_options, timings)
         timings["total"] = _ms(t0)
         self._local.report = report
+        if self._production is not None:  # hardening: audit (fsync-ed) and telemetry before returning
+            self._production.observe(report, x)
         if self.action == "reject" and report.any_flagged:
             raise AdversarialInputError(report)
         return outputs, report
