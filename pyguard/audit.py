@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -97,8 +98,7 @@ class AuditLog:
         target = os.path.join(self.quarantine_dir, f"{digest}.npy")
         if os.path.exists(target):
             return target
-        # .npy header is at most a few hundred bytes for any shape we record.
-        if self._quarantined + sample.nbytes + 512 > self.quarantine_budget:
+        if self._quarantined + _npy_size(sample) > self.quarantine_budget:
             return None
         tmp = f"{target}.tmp{os.getpid()}.{threading.get_ident()}"
         with open(tmp, "wb") as f:
@@ -172,6 +172,13 @@ def _number(v) -> float | str | None:
         return None
     f = float(v)
     return f if math.isfinite(f) else str(f)
+
+
+def _npy_size(sample: np.ndarray) -> int:
+    """Bytes np.save writes for this array (format 1.0 header + data)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(sample))
+    return len(header.getvalue()) + sample.nbytes
 
 
 def _fsync_dir(directory: str) -> None:
