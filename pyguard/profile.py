@@ -18,7 +18,7 @@ FORMAT_VERSION = 1
 
 
 _REQUIRED = ("model_sha256", "output_name", "output_kind", "squeezers", "threshold", "fpr")
-_OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created")
+_OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created", "fleet")
 
 
 def model_sha256(model: str | os.PathLike | bytes) -> str:
@@ -71,6 +71,7 @@ class GuardProfile:
     score_quantiles: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    fleet: dict[str, Any] = field(default_factory=dict)  # set by merge: sites, sketch error bound, extremes
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,6 +113,15 @@ class GuardProfile:
                 f"profile was calibrated for model sha256 {self.model_sha256[:16]}..., but this model is "
                 f"{sha256[:16]}...; calibrate a profile for this model"
             )
+
+    # ---- federated calibration (pyguard.federated) ----
+    def merge(self, summaries, *, fpr: float | None = None) -> GuardProfile:
+        """The fleet profile from sites' :class:`pyguard.federated.CalibrationSummary` objects computed with
+        this profile's configuration: threshold within the KLL sketch's rank error of calibrating on the
+        union of their data (see :func:`pyguard.federated.merge_profiles`)."""
+        from .federated import merge_profiles
+
+        return merge_profiles(self, summaries, fpr=fpr)
 
     # ---- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
