@@ -90,7 +90,7 @@ def _run(sess, feed):
     return lambda: sess.run(None, feed)
 
 
-def _interleaved_ratio(plain, guarded, feed, rounds: int = 15) -> float:
+def _interleaved_ratio(plain, guarded, feed, rounds: int = 25) -> float:
     """guarded / plain from alternating calls: robust to load changes on a shared machine (extra_info)."""
     from pyguard._timing import interleaved_medians
 

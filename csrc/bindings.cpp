@@ -101,7 +101,6 @@ bool filter(const carray<T> &x, carray<T> &out, size_t planes, size_t height, si
 }
 
 } // namespace median_binding
-
 namespace nl_means_binding {
 
 // x and out are (N, H, W, C) uint8 with C = 1 (gray) or 3 (CIELAB); out may be x itself.
