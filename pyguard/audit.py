@@ -10,7 +10,8 @@ Durability: all lines of one run are written with a single ``write`` on an ``O_A
 honours fsync) keeps every record of every ``run`` that returned. A crash mid-write can leave at most one
 torn last line, which :func:`read_records` skips. Rotation by size: when the next write would take the file
 past ``max_bytes`` it is renamed to ``<path>.1`` (older ones shift to ``.2`` ... ``.<backups>``, the
-oldest is dropped) and a new file is started.
+oldest is dropped) and a new file is started. One :class:`AuditLog` per file: threads of a process share
+it, separate processes should write separate files (rotation is not coordinated between processes).
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class AuditLog:
         self.quarantine_dir = os.fspath(quarantine_dir) if quarantine_dir is not None else None
         self.quarantine_budget = quarantine_budget_bytes
         self._lock = threading.Lock()
+        created = not os.path.exists(self.path)
         self._fd = self._open()
+        if created:  # make the new file's directory entry durable too
+            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
         self._size = os.fstat(self._fd).st_size
         self._quarantined = self._quarantine_usage()
 

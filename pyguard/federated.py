@@ -127,8 +127,8 @@ class CalibrationSummary:
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ProfileError(f"malformed calibration summary {os.fspath(path)!r}: {e}") from e
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise ProfileError(f"malformed calibration summary {os.fspath(path)!r}: {e!s:.200}") from e
         return cls.from_dict(d)
 
 
