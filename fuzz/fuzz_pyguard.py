@@ -12,8 +12,9 @@ native core, is a finding. Python code of pyguard is coverage-instrumented (athe
 the C++ core is not (that needs a libFuzzer-instrumented build of the extension), so its paths count only
 through the Python branches that reach them.
 
-Usage (libFuzzer flags): python fuzz/fuzz_pyguard.py -runs=20000 [-max_total_time=60] [CORPUS_DIR]
-Without a corpus directory, build/fuzz-corpus is created with one seed per target.
+Usage (libFuzzer flags): python fuzz/fuzz_pyguard.py -runs=20000 [-max_total_time=60] [CORPUS_DIR | FILE...]
+Without a corpus directory, build/fuzz-corpus is created with one seed per target; files re-run one input
+each (a crash reproducer).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _seed_corpus(directory: str) -> None:
 
 def main() -> None:
     argv = list(sys.argv)
-    if not any(os.path.isdir(a) for a in argv[1:] if not a.startswith("-")):
+    if not any(not a.startswith("-") for a in argv[1:]):  # no corpus dir or input files given
         corpus = os.path.join(ROOT, "build", "fuzz-corpus")
         _seed_corpus(corpus)
         argv.append(corpus)

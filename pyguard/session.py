@@ -162,10 +162,14 @@ class InferenceSession(_OrtSession):
         try:
             super().__init__(path_or_bytes, sess_options, providers, provider_options, **kwargs)
         except Exception as e:
-            if type(e).__module__.startswith("onnxruntime"):
+            # UnicodeDecodeError: invalid UTF-8 in a model's string fields (found by fuzz/fuzz_pyguard.py)
+            if type(e).__module__.startswith("onnxruntime") or isinstance(e, UnicodeDecodeError):
                 raise ModelError(f"onnxruntime cannot load the model: {e}") from e
             raise
-        self._guard_init(profile, action)
+        try:
+            self._guard_init(profile, action)
+        except UnicodeDecodeError as e:  # an input/output name that is not UTF-8 (found by fuzzing)
+            raise ModelError(f"the model's input/output names are not valid UTF-8: {e}") from e
 
     # ---- setup ------------------------------------------------------------------------------------------
     def _guard_init(self, profile: GuardProfile | None, action: str) -> None:

@@ -207,6 +207,14 @@ def mutated_models(draw):
     return bytes(data)
 
 
+def test_model_with_non_utf8_names_is_a_model_error():
+    """Found by fuzz/fuzz_pyguard.py: onnxruntime raised UnicodeDecodeError for such a model."""
+    model = model_and_profile()[0]
+    for bad in (model.replace(b"probs", b"pr\xe3bs"), model.replace(b"image", b"im\xffge")):
+        with pytest.raises(pyguard.ModelError, match="UTF-8|utf-8"):
+            pyguard.InferenceSession(bad)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(model=st.one_of(mutated_models(), st.binary(max_size=64)))
 def test_model_any_bytes(model):
