@@ -98,15 +98,13 @@ def cmd_serve_metrics(args) -> int:
     """Guarded checks of --data in a loop, with their Prometheus metrics served over HTTP meanwhile."""
     import time
 
-    from prometheus_client import CollectorRegistry
-
     from .profile import GuardProfile
     from .session import InferenceSession
-    from .telemetry import Telemetry, serve_metrics
+    from .telemetry import Telemetry, new_registry, serve_metrics
 
     profile = GuardProfile.load(args.profile)
     data = _load_array(args.data)
-    registry = CollectorRegistry()
+    registry = new_registry()
     telemetry = Telemetry(args.name)
     telemetry.register(registry)
     sess = InferenceSession(args.model, _session_options(args.threads), profile=profile, telemetry=telemetry)

@@ -175,7 +175,7 @@ class GuardProfile:
             raise ProfileError(f"malformed profile {os.fspath(path)!r}: not valid JSON ({e})") from e
         except UnicodeDecodeError as e:
             raise ProfileError(f"malformed profile {os.fspath(path)!r}: not UTF-8 text") from e
-        except RecursionError as e:  # found by fuzzing: deeply nested JSON exhausts the parser's stack
+        except RecursionError as e:  # found by the property tests: deep JSON nesting exhausts the parser
             raise ProfileError(f"malformed profile {os.fspath(path)!r}: JSON nested too deeply") from e
         try:
             return cls.from_dict(d)

@@ -228,6 +228,11 @@ class _Collector:
             yield m
 
 
+def new_registry():
+    """A fresh ``prometheus_client.CollectorRegistry`` (ConfigError when prometheus_client is missing)."""
+    return _prometheus().CollectorRegistry()
+
+
 def serve_metrics(port: int, *, addr: str = "127.0.0.1", registry=None):
     """Serve a ``prometheus_client`` registry over HTTP (``/metrics``) from a daemon thread; returns the
     server (``server.server_port`` is the bound port when ``port=0``; ``server.shutdown()`` stops it).
@@ -240,4 +245,4 @@ def serve_metrics(port: int, *, addr: str = "127.0.0.1", registry=None):
     return server
 
 
-__all__ = ["Telemetry", "Histogram", "serve_metrics", "REASONS"]
+__all__ = ["Telemetry", "Histogram", "new_registry", "serve_metrics", "REASONS"]
