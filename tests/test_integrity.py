@@ -76,9 +76,6 @@ def test_patched_sessions_are_matched_by_sha256(model_file, tmp_path):
 
 
 # ---- model-signing --------------------------------------------------------------------------------------
-model_signing = pytest.importorskip("model_signing", reason="model-signing is not installed")
-
-
 def _key_pair(directory, name="key"):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -94,6 +91,7 @@ def _key_pair(directory, name="key"):
 
 @pytest.fixture
 def signed(model_file, tmp_path):
+    pytest.importorskip("model_signing", reason="model-signing is not installed")
     path, profile = model_file
     private, public = _key_pair(tmp_path)
     signature = tmp_path / "model.sig"

@@ -107,10 +107,12 @@ def test_bad_arguments():
         pyguard.InferenceSession(model, profile=profile, telemetry=object())
 
 
-prometheus_client = pytest.importorskip("prometheus_client")
+@pytest.fixture
+def prometheus_client():
+    return pytest.importorskip("prometheus_client")
 
 
-def test_prometheus_registry_exposes_the_counters():
+def test_prometheus_registry_exposes_the_counters(prometheus_client):
     registry = prometheus_client.CollectorRegistry()
     telemetry = Telemetry("digits")
     collector = telemetry.register(registry)
@@ -131,7 +133,7 @@ def test_prometheus_registry_exposes_the_counters():
     assert registry.get_sample_value("pyguard_requests_total", labels) is None
 
 
-def test_serve_metrics_on_localhost():
+def test_serve_metrics_on_localhost(prometheus_client):
     registry = prometheus_client.CollectorRegistry()
     telemetry = Telemetry("served")
     telemetry.register(registry)
@@ -145,7 +147,7 @@ def test_serve_metrics_on_localhost():
     assert b'pyguard_samples_total{session="served"} 3.0' in body
 
 
-def test_cli_serve_metrics(tmp_path):
+def test_cli_serve_metrics(tmp_path, prometheus_client):
     model, profile = model_and_profile()
     (tmp_path / "m.onnx").write_bytes(model)
     profile.save(tmp_path / "p.json")
