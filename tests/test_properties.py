@@ -218,9 +218,10 @@ def test_model_with_non_utf8_names_is_a_model_error():
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(model=st.one_of(mutated_models(), st.binary(max_size=64)))
 def test_model_any_bytes(model):
-    _, profile = model_and_profile()
-    with pytest.raises(pyguard.ProfileError):  # pinned: another sha256 never reaches onnxruntime
-        pyguard.InferenceSession(model, profile=profile)
+    original, profile = model_and_profile()
+    if model != original:  # a mutation may write back the same byte
+        with pytest.raises(pyguard.ProfileError):  # pinned: another sha256 never reaches onnxruntime
+            pyguard.InferenceSession(model, profile=profile)
     try:
         pyguard.InferenceSession(model)
     except pyguard.ModelError:

@@ -32,6 +32,10 @@ fi
 libasan=$(gcc -print-file-name=libasan.so)
 libubsan=$(gcc -print-file-name=libubsan.so)
 cd "$stage"
+# The module pytest will import must be the instrumented one.
+core=$(LD_PRELOAD="$libasan:$libubsan" ASAN_OPTIONS=detect_leaks=0 python -c 'import pyguard._core as c; print(c.__file__)')
+case "$core" in "$root/$stage"/pyguard/_core*) ;; *) echo "asan_pytest: imported $core, not the staged module" >&2; exit 1;; esac
+nm -D "$core" | grep -q __asan_report || { echo "asan_pytest: $core is not instrumented" >&2; exit 1; }
 # Paths given relative to the repo root stay valid: the stage mirrors its layout.
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
