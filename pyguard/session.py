@@ -294,6 +294,8 @@ class InferenceSession(_OrtSession):
         t0 = time.perf_counter()
         if x.ndim < 2:
             raise InputError(f"input {det.name!r} must have a batch axis and image axes, got shape {x.shape}")
+        if x.size == 0:  # found by fuzz/fuzz_pyguard.py: reached the ops as a bare ValueError
+            raise InputError(f"input {det.name!r} is empty (shape {x.shape}): nothing to guard")
         n = x.shape[0]
         joint = det.batch_dynamic and det.joint_ok.get(x.shape, True)
         ws = self._workspace(x, joint)

@@ -207,6 +207,14 @@ def mutated_models(draw):
     return bytes(data)
 
 
+def test_empty_batch_is_an_input_error(sessions):
+    """Found by fuzz/fuzz_pyguard.py: an empty batch reached the ops and raised a bare ValueError."""
+    empty = np.zeros((0, 3, 16, 16), np.float32)
+    for action in ("monitor", "reject", "purify"):
+        with pytest.raises(pyguard.InputError, match="empty"):
+            sessions[action].run(None, {"image": empty})
+
+
 def test_model_with_non_utf8_names_is_a_model_error():
     """Found by fuzz/fuzz_pyguard.py: onnxruntime raised UnicodeDecodeError for such a model."""
     model = model_and_profile()[0]
