@@ -36,13 +36,14 @@ LATENCY_BUCKETS_MS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500
 class Histogram:
     """Cumulative-bucket histogram (Prometheus semantics: ``le`` upper bounds, then +Inf)."""
 
-    __slots__ = ("bounds", "counts", "total", "count")
+    __slots__ = ("bounds", "_edges", "counts", "total", "count")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(float(b) for b in bounds)
         if list(self.bounds) != sorted(set(self.bounds)):
             raise ConfigError(f"histogram bounds must be strictly increasing, got {bounds!r}")
-        self.counts = [0] * (len(self.bounds) + 1)  # last: above every bound (+Inf)
+        self._edges = np.asarray(self.bounds)
+        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # last: above every bound (+Inf)
         self.total = 0.0
         self.count = 0
 
@@ -56,16 +57,14 @@ class Histogram:
         v = values[~np.isnan(values)]
         if v.size == 0:
             return
-        idx = np.searchsorted(np.asarray(self.bounds), v, side="left")
-        for i, c in zip(*np.unique(idx, return_counts=True)):
-            self.counts[int(i)] += int(c)
+        self.counts += np.bincount(np.searchsorted(self._edges, v, side="left"), minlength=self.counts.size)
         self.total += float(v[np.isfinite(v)].sum())
         self.count += int(v.size)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """[(le, cumulative count)], ending with ("+Inf", count)."""
         out, running = [], 0
-        for bound, c in zip([*map(_le, self.bounds), "+Inf"], self.counts):
+        for bound, c in zip([*map(_le, self.bounds), "+Inf"], self.counts.tolist()):
             running += c
             out.append((bound, running))
         return out
