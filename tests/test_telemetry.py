@@ -155,7 +155,7 @@ def test_cli_serve_metrics(tmp_path, prometheus_client):
     np.save(tmp_path / "x.npy", x)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyguard", "serve-metrics", str(tmp_path / "m.onnx"), "--profile",
-         str(tmp_path / "p.json"), "--data", str(tmp_path / "x.npy"), "--port", "0", "--duration", "4",
+         str(tmp_path / "p.json"), "--data", str(tmp_path / "x.npy"), "--port", "0", "--duration", "2",
          "--interval", "0.05", "--name", "cli"], stdout=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()
