@@ -20,7 +20,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPYGUARD_SANITIZE=ON -
 cmake --build "$build"
 
 rm -rf "$stage" && mkdir -p "$stage"
-cp -r pyguard tests pyproject.toml "$stage"/
+cp -r pyguard tests bench pyproject.toml "$stage"/
 rm -f "$stage"/pyguard/_core*.so
 cp "$build"/_core*.so "$stage"/pyguard/
 find "$stage" -name __pycache__ -prune -exec rm -rf {} +
