@@ -87,4 +87,5 @@ def test_threads_match_serial_with_flat_memory(tmp_path):
     print(f"\nload: {THREADS} threads x {SECONDS:.0f} s, {total} runs ({total / SECONDS:.0f}/s), "
           f"RSS warm {rss_warm / 2**20:.1f} MiB, max growth {growth / 2**20:+.2f} MiB, "
           f"end {rss_end / 2**20:.1f} MiB")
-    assert growth < RSS_GROWTH_LIMIT, f"RSS grew by {growth / 2**20:.1f} MiB under load"
+    if not os.environ.get("PYGUARD_SANITIZED"):  # ASan's quarantine holds freed memory by design
+        assert growth < RSS_GROWTH_LIMIT, f"RSS grew by {growth / 2**20:.1f} MiB under load"
