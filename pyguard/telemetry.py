@@ -30,6 +30,7 @@ REASONS = ("squeeze", "input_range", "non_finite", "activation_range", "other")
 MAX_SCORE_NAMES = 16  # squeeze, one per squeezer, and a few more; the rest are folded into "other"
 # Squeeze scores are L1 distances between probability vectors, in [0, 2]; count scores have other ranges.
 SCORE_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 10.0, 100.0, 1e4)
+_SMALL = 16  # arrays up to this size are histogrammed value by value
 LATENCY_BUCKETS_MS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000)
 
 
@@ -43,28 +44,38 @@ class Histogram:
         if list(self.bounds) != sorted(set(self.bounds)):
             raise ConfigError(f"histogram bounds must be strictly increasing, got {bounds!r}")
         self._edges = np.asarray(self.bounds)
-        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # last: above every bound (+Inf)
+        self.counts = [0] * (len(self.bounds) + 1)  # last: above every bound (+Inf)
         self.total = 0.0
         self.count = 0
 
     def add(self, value: float) -> None:
+        """Count one value (NaN is skipped; +-Inf lands in the outer buckets and stays out of the sum)."""
+        if value != value:
+            return
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
+        if math.isfinite(value):
+            self.total += value
         self.count += 1
 
     def add_many(self, values: np.ndarray) -> None:
-        """Vectorized add of finite values (NaN is skipped; +Inf lands in the +Inf bucket)."""
-        v = values[~np.isnan(values)]
+        """Count every value of an array, with :meth:`add`'s rules."""
+        if values.size <= _SMALL:  # the common batch sizes: plain Python beats numpy's per-call overhead
+            for value in values.ravel().tolist():
+                self.add(value)
+            return
+        v = values.ravel().astype(np.float64, copy=False)
+        v = v[~np.isnan(v)]
         if v.size == 0:
             return
-        self.counts += np.bincount(np.searchsorted(self._edges, v, side="left"), minlength=self.counts.size)
+        binned = np.bincount(np.searchsorted(self._edges, v, side="left"), minlength=len(self.counts))
+        self.counts = [a + b for a, b in zip(self.counts, binned.tolist())]
         self.total += float(v[np.isfinite(v)].sum())
         self.count += int(v.size)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """[(le, cumulative count)], ending with ("+Inf", count)."""
         out, running = [], 0
-        for bound, c in zip([*map(_le, self.bounds), "+Inf"], self.counts.tolist()):
+        for bound, c in zip([*map(_le, self.bounds), "+Inf"], self.counts):
             running += c
             out.append((bound, running))
         return out
@@ -107,34 +118,30 @@ class Telemetry:
         self.model_latency = Histogram(latency_buckets_ms)
 
     # ---- observing ----------------------------------------------------------------------------------
-    def observe(self, report) -> dict[str, Any]:
-        """Count one run's :class:`~pyguard.GuardReport`; returns (and passes to the callback) the event
+    def observe(self, report) -> None:
+        """Count one run's :class:`~pyguard.GuardReport`. With a callback, passes it the event
         ``{"session", "samples", "flagged", "reasons": {reason: samples}, "guard_ms", "model_ms",
         "max_score": {name: float}}``."""
         n = len(report)
-        reasons = _reason_counts(report.reasons, report.flagged)
+        flagged = int(np.count_nonzero(report.flagged))
+        reasons = _reason_counts(report.reasons, report.flagged) if flagged else {}
         timings = report.timings
         model_ms = float(timings.get("inference", 0.0))
         guard_ms = max(float(timings.get("total", model_ms)) - model_ms, 0.0)
-        scores = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in report.scores.items()}
-        flagged = int(np.count_nonzero(report.flagged))
         with self._lock:
             self.requests += 1
             self.samples += n
             self.flagged += flagged
             for reason, c in reasons.items():
                 self.flagged_by_reason[reason] += c
-            for key, values in scores.items():
-                self._score_histogram(key).add_many(values)
+            for key, values in report.scores.items():
+                self._score_histogram(key).add_many(np.asarray(values))
             self.guard_latency.add(guard_ms)
             self.model_latency.add(model_ms)
-        event = {"session": self.name, "samples": n, "flagged": flagged, "reasons": reasons,
-                 "guard_ms": guard_ms, "model_ms": model_ms,
-                 "max_score": {k: float(np.nanmax(v)) if v.size and not np.isnan(v).all() else math.nan
-                               for k, v in scores.items()}}
         if self.callback is not None:
-            self.callback(event)
-        return event
+            self.callback({"session": self.name, "samples": n, "flagged": flagged, "reasons": reasons,
+                           "guard_ms": guard_ms, "model_ms": model_ms,
+                           "max_score": {k: _max(np.asarray(v)) for k, v in report.scores.items()}})
 
     def _score_histogram(self, key: str) -> Histogram:
         h = self.scores.get(key)
@@ -166,6 +173,11 @@ class Telemetry:
         collector = _Collector(self, prometheus)
         (registry if registry is not None else prometheus.REGISTRY).register(collector)
         return collector
+
+
+def _max(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    return float(finite.max()) if finite.size else math.nan
 
 
 def _reason_counts(reasons: list[list[str]], flagged: np.ndarray) -> dict[str, int]:

@@ -65,6 +65,19 @@ def test_histogram_buckets_follow_prometheus_le_semantics():
         Histogram([2.0, 1.0])
 
 
+def test_histogram_bulk_and_value_by_value_agree():
+    values = np.random.default_rng(0).exponential(0.2, 1000)
+    values[::97] = np.nan
+    values[::89] = np.inf
+    bulk, single = Histogram([0.01, 0.1, 0.5, 1.0]), Histogram([0.01, 0.1, 0.5, 1.0])
+    bulk.add_many(values)  # numpy path
+    for chunk in np.array_split(values, 100):  # value-by-value path (small arrays)
+        single.add_many(chunk)
+    assert bulk.cumulative() == single.cumulative()
+    assert bulk.count == single.count == int((~np.isnan(values)).sum())
+    assert bulk.total == pytest.approx(single.total) and np.isfinite(bulk.total)
+
+
 def test_labels_stay_bounded():
     telemetry = Telemetry()
     for i in range(3 * MAX_SCORE_NAMES):
