@@ -65,6 +65,10 @@ class ProfileDirectory:
             index[profile.model_sha256] = path
         self._index, self._stamp = index, stamp
 
+    def empty(self) -> bool:
+        self._scan()
+        return not self._index
+
     def find(self, sha256: str) -> GuardProfile | None:
         self._scan()
         path = self._index.get(sha256)
@@ -93,7 +97,7 @@ class _Patch:
             def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None,
                          **kwargs):
                 profile = None
-                if patch.profiles is not None:
+                if patch.profiles is not None and not patch.profiles.empty():  # hash only when needed
                     profile = patch.profiles.find(model_sha256(path_or_bytes))
                 action = patch.action if profile is not None or patch.action != "purify" else "monitor"
                 super().__init__(path_or_bytes, sess_options, providers, provider_options,
