@@ -1,4 +1,5 @@
-"""The ``pyguard`` command: demo, calibrate, check, bench, eval, faults, kernels (see COMMAND --help)."""
+"""The ``pyguard`` command: demo, calibrate, check, bench, eval, faults, kernels, serve-metrics
+(``pyguard COMMAND --help``)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,39 @@ def cmd_check(args) -> int:
 
     print(f"{flagged_total} of {index} samples flagged (threshold {detector_threshold(profile):.6f})")
     return 1 if flagged_total else 0
+
+
+# ---- serve-metrics (hardening) -----------------------------------------------------------------------------
+def cmd_serve_metrics(args) -> int:
+    """Guarded checks of --data in a loop, with their Prometheus metrics served over HTTP meanwhile."""
+    import time
+
+    from .profile import GuardProfile
+    from .session import InferenceSession
+    from .telemetry import Telemetry, new_registry, serve_metrics
+
+    profile = GuardProfile.load(args.profile)
+    data = _load_array(args.data)
+    registry = new_registry()
+    telemetry = Telemetry(args.name)
+    telemetry.register(registry)
+    sess = InferenceSession(args.model, _session_options(args.threads), profile=profile, telemetry=telemetry)
+    server = serve_metrics(args.port, addr=args.addr, registry=registry)
+    print(f"serving metrics on http://{args.addr}:{server.server_port}/metrics", flush=True)
+    deadline = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            for start in range(0, len(data), args.batch_size):
+                sess.run([profile.output_name], {profile.input.name: data[start:start + args.batch_size]})
+            time.sleep(args.interval)
+    finally:
+        server.shutdown()
+    snap = telemetry.snapshot()
+    print(f"{snap['requests']} runs, {snap['samples']} samples, {snap['flagged']} flagged")
+    return 0
+
+
+# ---- serve-metrics (end) -----------------------------------------------------------------------------------
 
 
 # ---- bench -------------------------------------------------------------------------------------------------
@@ -450,6 +484,23 @@ def build_parser() -> argparse.ArgumentParser:
     from .faults import add_cli_parser as _add_faults_parser  # ---- faults (issue 4) ----
 
     _add_faults_parser(sub)
+
+    # ---- serve-metrics (hardening) ----
+    m = sub.add_parser("serve-metrics", help="serve Prometheus metrics of guarded checks over HTTP",
+                       description="Check the images in a loop with MODEL guarded by PROFILE and serve the "
+                                   "session's metrics (pyguard.telemetry) at http://ADDR:PORT/metrics.")
+    m.add_argument("model")
+    m.add_argument("--profile", required=True)
+    m.add_argument("--data", required=True, help="images, .npy (first axis = samples)")
+    m.add_argument("--port", type=int, default=9464, help="0 picks a free port (printed)")
+    m.add_argument("--addr", default="127.0.0.1", help="bind address (default 127.0.0.1: this host only)")
+    m.add_argument("--name", default="default", help="the session label of the metrics")
+    m.add_argument("--duration", type=float, default=0.0, help="seconds to run (default 0: until Ctrl-C)")
+    m.add_argument("--interval", type=float, default=1.0, help="pause between passes over the data")
+    m.add_argument("--batch-size", type=int, default=64)
+    m.add_argument("--threads", type=int, default=0)
+    m.set_defaults(fn=cmd_serve_metrics)
+    # ---- serve-metrics (end) ----
 
     # `kernels` hands all of its arguments (--help included) to pyguard.kernel_demo; see main().
     sub.add_parser("kernels", help="show every native kernel on a bundled photo (pyguard kernels --help)",

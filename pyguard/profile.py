@@ -20,7 +20,8 @@ FORMAT_VERSION = 1
 _REQUIRED = ("model_sha256", "output_name", "output_kind", "squeezers", "threshold", "fpr")
 _OPTIONAL = ("purifier", "n_calibration", "score_quantiles", "versions", "created",
              "activations",  # activations: pyguard.activations.ActivationProfile (issue 4)
-             "fused")  # fused: pyguard.fusion.FusedDetector (issue 5)
+             "fused",  # fused: pyguard.fusion.FusedDetector (issue 5)
+             "fleet")  # fleet: set by GuardProfile.merge (federated calibration)
 
 
 def model_sha256(model: str | os.PathLike | bytes) -> str:
@@ -75,6 +76,7 @@ class GuardProfile:
     created: str = ""
     activations: Any = None  # ActivationProfile: activation ranges and monitor plan (pyguard.activations)
     fused: Any = None  # FusedDetector: per-signal p-value models and threshold (pyguard.fusion, issue 5)
+    fleet: dict[str, Any] = field(default_factory=dict)  # set by merge: sites, sketch error bound, extremes
 
     def __post_init__(self) -> None:
         self._activations_from_dict()
@@ -144,6 +146,15 @@ class GuardProfile:
                 f"{sha256[:16]}...; calibrate a profile for this model"
             )
 
+    # ---- federated calibration (pyguard.federated) ----
+    def merge(self, summaries, *, fpr: float | None = None) -> GuardProfile:
+        """The fleet profile from sites' :class:`pyguard.federated.CalibrationSummary` objects computed with
+        this profile's configuration: threshold within the KLL sketch's rank error of calibrating on the
+        union of their data (see :func:`pyguard.federated.merge_profiles`)."""
+        from .federated import merge_profiles
+
+        return merge_profiles(self, summaries, fpr=fpr)
+
     # ---- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -198,6 +209,8 @@ class GuardProfile:
             raise ProfileError(f"malformed profile {os.fspath(path)!r}: not valid JSON ({e})") from e
         except UnicodeDecodeError as e:
             raise ProfileError(f"malformed profile {os.fspath(path)!r}: not UTF-8 text") from e
+        except RecursionError as e:  # found by the property tests: deep JSON nesting exhausts the parser
+            raise ProfileError(f"malformed profile {os.fspath(path)!r}: JSON nested too deeply") from e
         try:
             return cls.from_dict(d)
         except ProfileError as e:

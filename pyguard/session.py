@@ -21,7 +21,7 @@ import onnxruntime as _ort
 from . import activations as _activations
 from . import fused as _fused
 from . import guard_mode as _guard_mode
-from . import ops
+from . import ops, production
 from .errors import AdversarialInputError, ConfigError, InputError, ModelError, ProfileError
 from .profile import GuardProfile, model_sha256
 from .report import GuardReport
@@ -141,6 +141,11 @@ class InferenceSession(_OrtSession):
             profile's squeezers have a standard-operator form), ``"native"`` (pyguard's kernels on the host)
             or ``"graph"`` (the session runs :func:`pyguard.compile_guard`'s model; inputs may stay on the
             device with ``io_binding``). See :attr:`guard_mode` for the mode in use.
+        telemetry: a :class:`pyguard.telemetry.Telemetry` counting every run.
+        audit: a :class:`pyguard.audit.AuditLog` recording each flagged sample (fsync-ed before ``run``
+            returns).
+        signature / public_key: a model-signing signature file and the PEM public key it must verify
+            against before the model is loaded (:mod:`pyguard.integrity`).
 
     A profile with activation ranges also checks the monitored activations on every run (one small extra
     model output, hidden from ``get_outputs`` and ``run``): reason ``"activation_range"``.
@@ -155,13 +160,17 @@ class InferenceSession(_OrtSession):
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
                  profile: GuardProfile | str | os.PathLike | None = None, action: str = "monitor",
                  restrict_activations: bool | str = False, cascade: bool = False, guard_mode: str = "auto",
-                 **kwargs) -> None:
+                 telemetry=None, audit=None, signature=None, public_key=None, **kwargs) -> None:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
         if isinstance(profile, (str, os.PathLike)):
             profile = GuardProfile.load(profile)
         elif profile is not None and not isinstance(profile, GuardProfile):
             raise ConfigError(f"profile must be a GuardProfile, a path or None, got {type(profile).__name__}")
+        # ---- hardening: signature check, telemetry and audit hooks (pyguard.integrity/telemetry/audit) --
+        self._production = production.Hooks.create(path_or_bytes, profile, telemetry=telemetry, audit=audit,
+                                                   signature=signature, public_key=public_key)
+        # ---- hardening (end) ----
         if profile is not None:
             try:
                 profile.check_model(model_sha256(path_or_bytes))
@@ -183,14 +192,18 @@ class InferenceSession(_OrtSession):
         try:
             super().__init__(path_or_bytes, sess_options, providers, provider_options, **kwargs)
         except Exception as e:
-            if type(e).__module__.startswith("onnxruntime"):
+            # UnicodeDecodeError: invalid UTF-8 in a model's string fields (found by fuzz/fuzz_pyguard.py)
+            if type(e).__module__.startswith("onnxruntime") or isinstance(e, UnicodeDecodeError):
                 raise ModelError(f"onnxruntime cannot load the model: {e}") from e
             raise
         if self._guard_mode == "graph":  # ---- guard mode (issue 7) ----
             monitor = _activations.SessionActivations.create(profile)
             self._graph = _guard_mode.GraphGuard([o.name for o in _OrtSession.get_outputs(self)], profile,
                                                  monitor.output_name if monitor is not None else None)
-        self._guard_init(profile, action)
+        try:
+            self._guard_init(profile, action)
+        except UnicodeDecodeError as e:  # an input/output name that is not UTF-8 (found by fuzzing)
+            raise ModelError(f"the model's input/output names are not valid UTF-8: {e}") from e
         self._cascade = _fused.cascade_for(self, cascade)  # ---- fused detector (issue 5) ----
         if self._graph is not None:  # the guard model computes the checks: no native detector
             self._detector = self._fused = None
@@ -288,6 +301,8 @@ class InferenceSession(_OrtSession):
             self._local.fused_inputs = None  # do not keep the caller's batch alive
         timings["total"] = _ms(t0)
         self._local.report = report
+        if self._production is not None:  # hardening: audit (fsync-ed) and telemetry before returning
+            self._production.observe(report, x)
         if self.action == "reject" and report.any_flagged:
             raise AdversarialInputError(report)
         return outputs, report
@@ -407,6 +422,8 @@ class InferenceSession(_OrtSession):
         t0 = time.perf_counter()
         if x.ndim < 2:
             raise InputError(f"input {det.name!r} must have a batch axis and image axes, got shape {x.shape}")
+        if x.size == 0:  # found by fuzz/fuzz_pyguard.py: reached the ops as a bare ValueError
+            raise InputError(f"input {det.name!r} is empty (shape {x.shape}): nothing to guard")
         n = x.shape[0]
         joint = det.batch_dynamic and det.joint_ok.get(x.shape, True)
         ws = self._workspace(x, joint)
