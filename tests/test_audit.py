@@ -151,7 +151,7 @@ def test_bad_arguments(tmp_path):
 
 _CHILD = textwrap.dedent("""
     import os, sys
-    sys.path[:0] = [{root!r}, os.path.join({root!r}, "tests")]
+    sys.path[:0] = [{root!r}, {tests!r}]
     import numpy as np
     import pyguard
     from pyguard.audit import AuditLog, input_sha256
@@ -170,10 +170,13 @@ _CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("delay", [0.3, 1.1])
-def test_sigkill_during_a_burst_loses_no_returned_record(tmp_path, delay):
+def test_sigkill_during_a_burst_loses_no_returned_record(tmp_path, delay, outside_checkout):
     log = tmp_path / "audit.jsonl"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=ROOT, log=str(log))],
-                             stdout=subprocess.PIPE, text=True)
+    # the child imports the pyguard under test (installed or in-place), and the tests' helpers
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyguard.__file__)))
+    code = _CHILD.format(root=root, tests=os.path.join(ROOT, "tests"), log=str(log))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             env=outside_checkout)
     returned: list[str] = []
     reader = threading.Thread(target=lambda: returned.extend(line.strip() for line in child.stdout))
     reader.start()

@@ -160,7 +160,7 @@ def test_serve_metrics_on_localhost(prometheus_client):
     assert b'pyguard_samples_total{session="served"} 3.0' in body
 
 
-def test_cli_serve_metrics(tmp_path, prometheus_client):
+def test_cli_serve_metrics(tmp_path, prometheus_client, outside_checkout):
     model, profile = model_and_profile()
     (tmp_path / "m.onnx").write_bytes(model)
     profile.save(tmp_path / "p.json")
@@ -169,7 +169,7 @@ def test_cli_serve_metrics(tmp_path, prometheus_client):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyguard", "serve-metrics", str(tmp_path / "m.onnx"), "--profile",
          str(tmp_path / "p.json"), "--data", str(tmp_path / "x.npy"), "--port", "0", "--duration", "2",
-         "--interval", "0.05", "--name", "cli"], stdout=subprocess.PIPE, text=True)
+         "--interval", "0.05", "--name", "cli"], stdout=subprocess.PIPE, text=True, env=outside_checkout)
     try:
         first = proc.stdout.readline()
         assert first.startswith("serving metrics on http://127.0.0.1:"), first
