@@ -12,14 +12,13 @@ exposing the chosen ones and reducing on the host, reducing every activation in 
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import tag
+from conftest import bench_models, photo_crops_224, single_thread_options, tag
 
 import pyguard
 from pyguard import ops
@@ -154,40 +153,11 @@ HERE = Path(__file__).resolve().parent
 MONITOR_GOAL, RESTRICT_GOAL = 1.03, 1.01
 
 
-def _bench_models():
-    path = HERE / "models.py"
-    if not path.exists():
-        pytest.skip("bench/models.py (the ResNet-18/MobileNetV2 builders) is not there")
-    spec = importlib.util.spec_from_file_location("pyguard_bench_models", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _options() -> ort.SessionOptions:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return so
-
-
-def _calibration_images() -> np.ndarray:
-    """Eight 224x224 crops of real photos."""
-    from skimage import data
-
-    crops = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        img = getattr(data, name)()
-        for top, left in ((0, 0), (img.shape[0] - 224, img.shape[1] - 224)):
-            crops.append(img[top:top + 224, left:left + 224])
-    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-
-
 @pytest.fixture(scope="module", params=["resnet18", "mobilenetv2"])
 def sessions(request):
-    path = str(getattr(_bench_models(), f"{request.param}_path")())
-    so = _options()
-    calib = _calibration_images()
+    path = str(getattr(bench_models(), f"{request.param}_path")())
+    so = single_thread_options()
+    calib = photo_crops_224()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         profile = pyguard.calibrate(path, calib, squeezers=(), batch_size=8, sess_options=so,

@@ -13,7 +13,6 @@ Upper-bound targets are recorded as ``goal_max`` (ours / anchor at most), see be
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import tag
+from conftest import bench_models, photo_crops_224, single_thread_options, tag
 
 import pyguard
 
@@ -34,46 +33,20 @@ JOINT_GOAL, SANITY_GOAL, RSS_GOAL, ART_RATIO = 3.05, 1.02, 1.2, 3.27
 DETECTORS = {"bd5+med2": ("bit_depth:5", "median:2"), "bd1+med2": ("bit_depth:1", "median:2")}
 
 
-def _bench_models():
-    spec = importlib.util.spec_from_file_location("pyguard_bench_models", HERE / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module", params=["resnet18", "mobilenetv2"])
 def model(request):
-    builders = _bench_models()
+    builders = bench_models()
     return request.param, str(getattr(builders, f"{request.param}_path")())
-
-
-def _options() -> ort.SessionOptions:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return so
-
-
-def _calibration_images() -> np.ndarray:
-    """Eight 224x224 crops of real photos (timing only: the threshold does not change the work done)."""
-    from skimage import data
-
-    crops = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        img = getattr(data, name)()
-        for top, left in ((0, 0), (img.shape[0] - 224, img.shape[1] - 224)):
-            crops.append(img[top:top + 224, left:left + 224])
-    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
 
 @pytest.fixture(scope="module")
 def sessions(model, tmp_path_factory):
     name, path = model
-    so = _options()
+    so = single_thread_options()
     plain = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     out = {"name": name, "path": path, "input": plain.get_inputs()[0].name, "plain": plain,
            "sanity": pyguard.InferenceSession(path, so, ["CPUExecutionProvider"])}
-    calib = _calibration_images()
+    calib = photo_crops_224()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eight images are few for fpr 0.05; irrelevant to timing
         for key, squeezers in DETECTORS.items():

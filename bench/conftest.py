@@ -12,11 +12,43 @@ import os
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 import pytest  # noqa: E402
 
 cv2.setNumThreads(1)
+
+
+def bench_models():
+    """bench/models.py (the ResNet-18/MobileNetV2 builders), loaded by path: tests/ has a models.py too."""
+    path = Path(__file__).with_name("models.py")
+    spec = importlib.util.spec_from_file_location("pyguard_bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def single_thread_options() -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return so
+
+
+def photo_crops_224() -> np.ndarray:
+    """Eight 224x224 NCHW float32 crops of real photos (calibration data for timing runs)."""
+    from skimage import data
+
+    crops = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        img = getattr(data, name)()
+        for top, left in ((0, 0), (img.shape[0] - 224, img.shape[1] - 224)):
+            crops.append(img[top:top + 224, left:left + 224])
+    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
 
 def tag(benchmark, target: str, role: str, **extra) -> None:
