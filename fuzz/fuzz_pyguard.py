@@ -19,6 +19,7 @@ each (a crash reproducer).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -29,7 +30,11 @@ import numpy as np
 import onnxruntime  # noqa: F401  (imported before instrumentation: only pyguard is instrumented)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+# The installed pyguard when there is one (the checkout's pyguard/ lacks _core after a plain `pip install .`);
+# otherwise the checkout, built in place by tools/dev_build.sh.
+if importlib.util.find_spec("pyguard") is None:
+    sys.path.insert(0, ROOT)
 
 with atheris.instrument_imports(include=["pyguard"]):
     import pyguard
