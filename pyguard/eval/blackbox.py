@@ -209,6 +209,38 @@ def p_schedule(p_init: float, it: int, n_iters: int) -> float:
     return p_init
 
 
+def _square_search(model, x, y, *, name: str, init: Callable, candidates: Callable, side_rule: Callable,
+                   max_queries: int, p_init: float, seed: int, sample_ids, layout: str, clip: Box,
+                   progress: Callable | None, params: dict) -> BlackBoxResult:
+    """The random search both Square Attacks share: start from ``init``, then per iteration draw one
+    candidate per unfinished image (window side from ``p_schedule`` through ``side_rule``) and keep it when
+    the margin drops. At most ``max_queries`` model evaluations per image, the initial one included."""
+    model = as_query_model(model)
+    xc, y, ids = _prepare(x, y, clip, layout, sample_ids, max_queries)
+    n, _, h, w = xc.shape
+    rngs = sample_rngs(seed, ids)
+    ev = _Evaluator(model, layout, n)
+    x_best = init(xc, rngs)
+    lp = ev(x_best, np.arange(n))
+    best_margin = margin(lp, y)
+    done = _misclassified(lp, y)
+    for it in range(max_queries - 1):
+        active = np.flatnonzero(~done & (ev.queries < max_queries))
+        if active.size == 0:
+            break
+        side = side_rule(p_schedule(p_init, it, max_queries), h, w)
+        x_new = candidates(xc, x_best, active, side, rngs)
+        lp = ev(x_new, active)
+        m = margin(lp, y[active])
+        better = m < best_margin[active]
+        x_best[active[better]] = x_new[better]
+        best_margin[active[better]] = m[better]
+        done[active] |= better & _misclassified(lp, y[active])
+        _report(progress, done, ev.queries < max_queries)
+    return BlackBoxResult(name, _from_nchw(x_best, layout), ev.queries, done,
+                          {**params, "max_queries": max_queries, "p_init": p_init, "seed": seed})
+
+
 def square_linf(model, x: np.ndarray, y: np.ndarray, eps: float, *, max_queries: int = 1000,
                 p_init: float = 0.05, seed: int = 0, sample_ids: Sequence[int] | None = None,
                 layout: str = "NCHW", clip: Box = (0.0, 1.0), progress: Callable | None = None
@@ -220,37 +252,26 @@ def square_linf(model, x: np.ndarray, y: np.ndarray, eps: float, *, max_queries:
     ``max_queries`` model evaluations per image, the initial one included.
     """
     eps = _check_eps(eps)
-    model = as_query_model(model)
-    xc, y, ids = _prepare(x, y, clip, layout, sample_ids, max_queries)
-    n, c, h, w = xc.shape
     lo, hi = clip
-    rngs = sample_rngs(seed, ids)
-    ev = _Evaluator(model, layout, n)
-    stripes = np.stack([r.choice([-eps, eps], size=(c, 1, w)) for r in rngs])
-    x_best = np.clip(xc + stripes, lo, hi).astype(np.float32)
-    everyone = np.arange(n)
-    lp = ev(x_best, everyone)
-    best_margin = margin(lp, y)
-    done = _misclassified(lp, y)
-    side_max = max(min(h, w) - 1, 1)
-    for it in range(max_queries - 1):
-        active = np.flatnonzero(~done & (ev.queries < max_queries))
-        if active.size == 0:
-            break
-        p = p_schedule(p_init, it, max_queries)
-        side = min(max(int(round(np.sqrt(p * h * w))), 1), side_max)
+
+    def init(xc, rngs):
+        c, w = xc.shape[1], xc.shape[3]
+        stripes = np.stack([r.choice([-eps, eps], size=(c, 1, w)) for r in rngs])
+        return np.clip(xc + stripes, lo, hi).astype(np.float32)
+
+    def candidates(xc, x_best, active, side, rngs):
         x_new = x_best[active].copy()
         for k, i in enumerate(active):
             _square_linf_update(x_new[k], xc[i], x_best[i], side, eps, clip, rngs[i])
-        lp = ev(x_new, active)
-        m = margin(lp, y[active])
-        better = m < best_margin[active]
-        x_best[active[better]] = x_new[better]
-        best_margin[active[better]] = m[better]
-        done[active] |= better & _misclassified(lp, y[active])
-        _report(progress, done, ev.queries < max_queries)
-    return BlackBoxResult("square_linf", _from_nchw(x_best, layout), ev.queries, done,
-                          {"eps": eps, "max_queries": max_queries, "p_init": p_init, "seed": seed})
+        return x_new
+
+    def side_rule(p, h, w):
+        return min(max(int(round(np.sqrt(p * h * w))), 1), max(min(h, w) - 1, 1))
+
+    return _square_search(model, x, y, name="square_linf", init=init, candidates=candidates,
+                          side_rule=side_rule, max_queries=max_queries, p_init=p_init, seed=seed,
+                          sample_ids=sample_ids, layout=layout, clip=clip, progress=progress,
+                          params={"eps": eps})
 
 
 def _square_linf_update(x_new, x0, x_best, side, eps, clip, rng, tries: int = 64) -> None:
@@ -300,37 +321,25 @@ def square_l2(model, x: np.ndarray, y: np.ndarray, eps: float, *, max_queries: i
     ``eps``, and keeps the candidate when the margin drops. At most ``max_queries`` evaluations per image.
     """
     eps = _check_eps(eps)
-    model = as_query_model(model)
-    xc, y, ids = _prepare(x, y, clip, layout, sample_ids, max_queries)
-    n, c, h, w = xc.shape
     lo, hi = clip
-    rngs = sample_rngs(seed, ids)
-    ev = _Evaluator(model, layout, n)
-    x_best = np.stack([np.clip(xc[i] + _square_l2_init(c, h, w, eps, rngs[i]), lo, hi)
-                       for i in range(n)]).astype(np.float32)
-    everyone = np.arange(n)
-    lp = ev(x_best, everyone)
-    best_margin = margin(lp, y)
-    done = _misclassified(lp, y)
-    side_cap = max(min(h, w) - 1, 1)
-    for it in range(max_queries - 1):
-        active = np.flatnonzero(~done & (ev.queries < max_queries))
-        if active.size == 0:
-            break
-        p = p_schedule(p_init, it, max_queries)
+
+    def init(xc, rngs):
+        _, c, h, w = xc.shape
+        return np.stack([np.clip(xc[i] + _square_l2_init(c, h, w, eps, rngs[i]), lo, hi)
+                         for i in range(len(xc))]).astype(np.float32)
+
+    def candidates(xc, x_best, active, side, rngs):
+        return np.stack([_square_l2_candidate(xc[i], x_best[i], side, eps, clip, rngs[i])
+                         for i in active]).astype(np.float32)
+
+    def side_rule(p, h, w):
         side = max(int(round(np.sqrt(p * h * w))), 3)
-        side = min(side + (1 - side % 2), side_cap)
-        x_new = np.stack([_square_l2_candidate(xc[i], x_best[i], side, eps, clip, rngs[i])
-                          for i in active]).astype(np.float32)
-        lp = ev(x_new, active)
-        m = margin(lp, y[active])
-        better = m < best_margin[active]
-        x_best[active[better]] = x_new[better]
-        best_margin[active[better]] = m[better]
-        done[active] |= better & _misclassified(lp, y[active])
-        _report(progress, done, ev.queries < max_queries)
-    return BlackBoxResult("square_l2", _from_nchw(x_best, layout), ev.queries, done,
-                          {"eps": eps, "max_queries": max_queries, "p_init": p_init, "seed": seed})
+        return min(side + (1 - side % 2), max(min(h, w) - 1, 1))
+
+    return _square_search(model, x, y, name="square_l2", init=init, candidates=candidates,
+                          side_rule=side_rule, max_queries=max_queries, p_init=p_init, seed=seed,
+                          sample_ids=sample_ids, layout=layout, clip=clip, progress=progress,
+                          params={"eps": eps})
 
 
 def _square_l2_init(c, h, w, eps, rng) -> np.ndarray:
