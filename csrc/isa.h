@@ -22,9 +22,9 @@
 #define PYGUARD_NEON 0
 #endif
 
-// Target regions: every function defined between BEGIN and END is compiled for that ISA. Templates
-// defined outside a region (the standard library) keep the baseline target, so no AVX code can leak into
-// code paths that run on older CPUs.
+// Target regions: every function defined between BEGIN and END (for AVX-512: PYGUARD_TARGET_AVX512_END) is
+// compiled for that ISA. Templates defined outside a region (the standard library) keep the baseline
+// target, so no AVX code can leak into code paths that run on older CPUs.
 #if PYGUARD_X86
 #if defined(__clang__)
 #define PYGUARD_TARGET_AVX2_BEGIN                                                                          \
@@ -32,13 +32,19 @@
 #define PYGUARD_TARGET_AVX512_BEGIN                                                                        \
     _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd\"))), apply_to = function)")
 #define PYGUARD_TARGET_END _Pragma("clang attribute pop")
+#define PYGUARD_TARGET_AVX512_END PYGUARD_TARGET_END
 #else
 #define PYGUARD_TARGET_AVX2_BEGIN                                                                          \
     _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,bmi,bmi2,popcnt,f16c\")")
+// GCC 12 flags the self-initialised placeholders of _mm512_undefined_*() inside its own intrinsics as
+// (maybe-)uninitialized once they are inlined; the value is a don't-care operand, so AVX-512 regions
+// silence those two warnings (and only there).
 #define PYGUARD_TARGET_AVX512_BEGIN                                                                        \
-    _Pragma("GCC push_options")                                                                            \
-        _Pragma("GCC target(\"avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd\")")
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")            \
+        _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") _Pragma("GCC push_options")                  \
+            _Pragma("GCC target(\"avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd\")")
 #define PYGUARD_TARGET_END _Pragma("GCC pop_options")
+#define PYGUARD_TARGET_AVX512_END _Pragma("GCC pop_options") _Pragma("GCC diagnostic pop")
 #endif
 #include <immintrin.h>
 #endif

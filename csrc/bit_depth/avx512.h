@@ -4,11 +4,6 @@
 #include "bit_depth/serial.h"
 
 #if PYGUARD_X86
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push // GCC 12 flags the intrinsics' own _mm512_undefined_* placeholders
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {
 namespace avx512 {
@@ -141,8 +136,5 @@ inline void bit_depth_u8(const uint8_t *x, uint8_t *y, size_t n, int bits) {
 
 } // namespace avx512
 } // namespace pyguard
-PYGUARD_TARGET_END
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+PYGUARD_TARGET_AVX512_END
 #endif

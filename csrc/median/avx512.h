@@ -10,11 +10,6 @@
 #include "common.h"
 
 #if PYGUARD_X86
-// GCC 12 flags _mm512_undefined_*() inside its own intrinsics as (maybe-)uninitialized once the networks
-// are inlined; the value is a don't-care operand of an unmasked instruction.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {
 namespace median_avx512 {
@@ -145,6 +140,5 @@ struct U8 {
 
 } // namespace median_avx512
 } // namespace pyguard
-PYGUARD_TARGET_END
-#pragma GCC diagnostic pop
+PYGUARD_TARGET_AVX512_END
 #endif

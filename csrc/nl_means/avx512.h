@@ -10,11 +10,6 @@
 #include "serial.h"
 
 #if PYGUARD_X86
-// GCC 12 flags the self-initialised placeholder of _mm512_undefined_epi32 inside its own intrinsics.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {
 namespace nl_means_detail {
@@ -159,8 +154,5 @@ inline RowKernels row_kernels_avx512() { return {dist_cols_avx512, dist_cols_acc
 
 } // namespace nl_means_detail
 } // namespace pyguard
-PYGUARD_TARGET_END
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+PYGUARD_TARGET_AVX512_END
 #endif

@@ -7,11 +7,6 @@
 #include "stats/serial.h"
 
 #if PYGUARD_X86
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push // GCC 12 flags the intrinsics' own _mm512_undefined_* placeholders
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 PYGUARD_TARGET_AVX512_BEGIN
 namespace pyguard {
 namespace avx512 {
@@ -314,8 +309,5 @@ inline void clamp_periodic(const float *x, float *y, size_t n, size_t block, con
 
 } // namespace avx512
 } // namespace pyguard
-PYGUARD_TARGET_END
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+PYGUARD_TARGET_AVX512_END
 #endif
