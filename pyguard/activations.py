@@ -644,11 +644,11 @@ def session_model(model: Any, profile: Any, restrict: bool) -> Any:
     """What the guarded session loads: the model itself, or hardened and/or instrumented bytes.
 
     ``profile`` is a GuardProfile (or None); its ``activations`` decide. ``restrict`` (True / "every", or
-    "fused") clamps the activations with :func:`pyguard.harden` at that placement; a monitor in the profile
-    adds its one reduction output.
+    "fused") clamps the activations with :func:`pyguard.harden` at that placement, ``"zero"`` uses harden's
+    zero mode (NaN and far-out values become 0); a monitor in the profile adds its one reduction output.
     """
-    if restrict not in (False, True, "every", "fused"):
-        raise ActivationError("restrict_activations must be True, False, 'every' or 'fused', got "
+    if restrict not in (False, True, "every", "fused", "zero"):
+        raise ActivationError("restrict_activations must be True, False, 'every', 'fused' or 'zero', got "
                               f"{restrict!r}")
     acts = getattr(profile, "activations", None)
     if restrict and acts is None:
@@ -660,7 +660,8 @@ def session_model(model: Any, profile: Any, restrict: bool) -> Any:
     if restrict:
         from .harden import harden
 
-        proto = harden(proto, acts, placement="fused" if restrict == "fused" else "every")
+        proto = harden(proto, acts, placement="fused" if restrict == "fused" else "every",
+                       mode="zero" if restrict == "zero" else "clamp")
     return instrument(proto, acts).SerializeToString()
 
 

@@ -172,7 +172,8 @@ class KindResult:
     ``*_silent`` counts SDCs whose faulty outputs are all finite: a NaN/Inf output is an error a guarded
     session reports (reason "non_finite"), while a finite wrong answer is silent. A constant-bound ``Clip``
     cannot remove NaN (onnxruntime's Clip and fused activations propagate it), so restriction mainly turns
-    silent SDCs into finite-bounded values and leaves NaN-driven ones to detection.
+    silent SDCs into finite-bounded values and leaves NaN-driven ones to detection, unless the restriction
+    scrubs NaN (``harden(mode="zero")`` or ``scrub_nan=True``).
     """
 
     kind: str
@@ -217,10 +218,10 @@ class CampaignResult:
             ("injections x inputs", lambda r: f"{r.injections} x {self.inputs}"),
             ("SDC unprotected", lambda r: str(r.sdc_plain)),
             ("SDC restricted (harden)", lambda r: str(r.sdc_restricted)),
-            ("SDC reduction", lambda r: f"{r.reduction:.1f}x"),
+            ("SDC reduction", lambda r: _reduction(r.sdc_plain, r.sdc_restricted)),
             ("silent SDC (finite outputs) unprotected", lambda r: str(r.silent_plain)),
             ("silent SDC (finite outputs) restricted", lambda r: str(r.silent_restricted)),
-            ("silent SDC reduction", lambda r: f"{r.silent_reduction:.1f}x"),
+            ("silent SDC reduction", lambda r: _reduction(r.silent_plain, r.silent_restricted)),
             ("SDCs flagged by detection", lambda r: str(r.sdc_flagged)),
             ("faulty runs flagged", lambda r: str(r.faulty_flagged)),
         ]
@@ -239,6 +240,13 @@ class CampaignResult:
 
 
 # ------------------------------------------------------------------------------------------------ the runner
+
+
+def _reduction(plain: Rate, restricted: Rate) -> str:
+    """The ratio, or with no SDC left a lower bound from the restricted rate's upper Wilson limit."""
+    if restricted.k or not plain.k:
+        return f"{KindResult._ratio(plain, restricted):.1f}x"
+    return f"none left (>= {plain.value / wilson(0, restricted.n)[1]:.0f}x at 95%)"
 
 
 def _activation_profile(profile: Any) -> ActivationProfile:
@@ -309,13 +317,15 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
                  bits: str | Sequence[int] = "all", sites: Sequence[str] | None = None, seed: int = 0,
                  clean_data: np.ndarray | None = None, clean_labels: np.ndarray | None = None,
                  input_name: str | None = None, output_name: str | None = None,
-                 placement: str = "every") -> CampaignResult:
+                 placement: str = "every", mode: str = "clamp", per_channel: bool = False,
+                 scrub_nan: bool = False) -> CampaignResult:
     """Run a seeded fault campaign; see the module docstring for what is measured.
 
     ``data``/``labels``: inputs to choose the M campaign inputs from (the first ``inputs`` correctly
     classified ones; all of them are eligible when ``labels`` is None). ``sites``: activation tensors to
     inject into (default: the inputs of the profiled activations, i.e. the pre-activation values Ranger
     protects). ``clean_data``/``clean_labels``: held-out data for false flags and clean accuracy.
+    ``placement``, ``mode``, ``per_channel``, ``scrub_nan``: the restriction, as in :func:`pyguard.harden`.
     """
     acts = _activation_profile(profile)
     proto = load_model(model)
@@ -324,7 +334,8 @@ def run_campaign(model: ModelLike, profile: Any, data: np.ndarray, labels: np.nd
     bit_list = bit_range(bits)
     rng = np.random.default_rng(seed)
     monitored = _with_monitor(proto, acts)
-    hardened = harden(proto, acts, placement=placement)
+    hardened = harden(proto, acts, placement=placement, mode=mode, per_channel=per_channel,
+                      scrub_nan=scrub_nan)
     plain = _Runner(monitored, in_name, logits, acts.monitor.output_name if acts.monitor else None)
     x = _campaign_inputs(plain, data, labels, inputs)
     golden_logits, *rest = plain.run(x)
@@ -548,6 +559,13 @@ def add_cli_parser(subparsers) -> None:
     p.add_argument("--kinds", default="activation,weight", help="activation,weight (default both)")
     p.add_argument("--bits", default="all", choices=sorted(BIT_RANGES), help="bits to flip (default all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", default="clamp", choices=("clamp", "zero"),
+                   help="restriction: saturate at the bound (clamp, Ranger; default) or replace out-of-range "
+                        "values and NaN with 0 (zero, FT-ClipAct)")
+    p.add_argument("--placement", default="every", choices=("every", "fused"),
+                   help="restrict every profiled tensor (default) or only where the clamp fuses into a Conv")
+    p.add_argument("--per-channel", action="store_true", help="use each channel's own range as well")
+    p.add_argument("--scrub-nan", action="store_true", help="clamp mode: map NaN to 0 after each clamp")
     p.set_defaults(fn=cli_main)
 
 
@@ -561,7 +579,8 @@ def cli_main(args) -> int:
                           injections=args.injections, inputs=args.inputs,
                           kinds=[k.strip() for k in args.kinds.split(",") if k.strip()], bits=args.bits,
                           seed=args.seed, clean_data=clean.astype(np.float32, copy=False),
-                          clean_labels=clean_labels)
+                          clean_labels=clean_labels, placement=args.placement, mode=args.mode,
+                          per_channel=args.per_channel, scrub_nan=args.scrub_nan)
     print(result.table())
     return 0
 

@@ -82,22 +82,45 @@ def _clip_bounds(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[float, f
     return lo, hi
 
 
-def harden(model: ModelLike, profile_or_bounds: Any, *, placement: str = "every") -> onnx.ModelProto:
-    """Return a copy of ``model`` with the profiled tensors clamped to their (lo, hi) bounds.
+MODES = ("clamp", "zero")
 
-    ``placement="every"`` clamps every profiled tensor (Ranger). ``"fused"`` clamps only where onnxruntime
+
+def harden(model: ModelLike, profile_or_bounds: Any, *, placement: str = "every", mode: str = "clamp",
+           per_channel: bool = False, scrub_nan: bool = False, zero_margin: float = 1.0) -> onnx.ModelProto:
+    """Return a copy of ``model`` with the profiled tensors restricted to their (lo, hi) bounds.
+
+    ``mode="clamp"`` (Ranger) saturates out-of-range values at the bound; it costs nothing where the clamp
+    merges into a fused activation. ``mode="zero"`` (after FT-ClipAct, Hoang et al. 2020) replaces NaN, +-Inf
+    and values beyond the bounds by more than ``zero_margin`` x (hi - lo) with 0 and clamps the nearer ones:
+    a flipped exponent bit or corrupted weight then removes one value's contribution instead of pinning it
+    at the largest clean value, which contains far more faults (bench/README.md), at the price of four
+    unfused elementwise passes per tensor. The margin keeps clean values slightly beyond the calibrated
+    range (new data, or another rounding of fused kernels) from being zeroed.
+
+    ``placement="every"`` restricts every profiled tensor. ``"fused"`` restricts only where onnxruntime
     fuses the clamp into the producing convolution (an activation whose input is a Conv output read by
     nothing else) plus the last profiled tensor, so the hardened model costs nothing extra; a clamp after a
     residual ``Add`` is left out there, because onnxruntime's NCHWc convolution fuses ``Add`` + ``Relu`` but
     not ``Add`` + ``Clip`` and the lone Clip costs two layout reorders.
+
+    ``per_channel=True`` (needs a profile with per-channel ranges) uses each channel's own range as well
+    (``Max``/``Min`` with per-channel bounds): a corrupted weight inflates one output channel, which stays
+    far below the tensor-wide bound but far above its own. ``scrub_nan=True`` (clamp mode) maps NaN to 0
+    after every clamp (see :func:`_nan_scrub`). With the ``"ranger"`` preset every variant leaves the
+    values seen on the calibration data unchanged.
     """
     proto = load_model(model)
     if _opset(proto) < 11:
         raise ActivationError(f"harden() needs opset >= 11 (Clip with tensor bounds); the model has opset "
                               f"{_opset(proto)}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not (np.isfinite(zero_margin) and zero_margin >= 0):
+        raise ValueError(f"zero_margin must be a finite number >= 0, got {zero_margin!r}")
     bounds = bounds_of(profile_or_bounds)
     if not bounds:
         raise ActivationError("no bounds to apply: the profile has no activation ranges")
+    channel_bounds = _channel_bounds(profile_or_bounds) if per_channel else {}
     if placement == "fused":
         bounds = {k: v for k, v in bounds.items() if k in fusable_tensors(proto, list(bounds))}
     elif placement != "every":
@@ -115,25 +138,104 @@ def harden(model: ModelLike, profile_or_bounds: Any, *, placement: str = "every"
         if target not in bounds or node.domain not in ("", "ai.onnx"):
             new_nodes.append(node)
             continue
-        lo, hi = bounds[target]
-        merged = _merged_bounds(out, node, lo, hi)
-        if merged is not None:
-            lo_name, hi_name = _bound_initializers(out, names, *merged)
-            node.op_type = "Clip"
-            replaced.update(node.input[1:])
-            del node.input[1:]
-            node.input.extend([lo_name, hi_name])
-            new_nodes.append(node)
-            continue
-        raw = names("unclipped")
-        node.output[0] = raw
-        new_nodes.append(node)
-        lo_name, hi_name = _bound_initializers(out, names, lo, hi)
-        new_nodes.append(helper.make_node("Clip", [raw, lo_name, hi_name], [target], name=names("clip")))
+        per_ch = channel_bounds.get(target)
+        if mode == "zero":
+            new_nodes.extend(_zero_outside(out, names, node, bounds[target], per_ch, zero_margin))
+        else:
+            new_nodes.extend(_clamp(out, names, node, bounds[target], per_ch, scrub_nan, replaced))
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
     _drop_unused(out, replaced)
     return out
+
+
+def _clamp(model, names, node, bounds, per_ch, scrub_nan, replaced) -> list[onnx.NodeProto]:
+    """``node`` with its output saturated at the bounds, merged into the node itself where that is exact."""
+    target = node.output[0]
+    if scrub_nan or per_ch is not None:
+        node.output[0] = names("unscrubbed")
+    clamped = node.output[0]
+    nodes = [node]
+    merged = _merged_bounds(model, node, *bounds)
+    if merged is not None:
+        lo_name, hi_name = _bound_initializers(model, names, *merged)
+        node.op_type = "Clip"
+        replaced.update(node.input[1:])
+        del node.input[1:]
+        node.input.extend([lo_name, hi_name])
+    else:
+        raw = names("unclipped")
+        node.output[0] = raw
+        lo_name, hi_name = _bound_initializers(model, names, *bounds)
+        nodes.append(helper.make_node("Clip", [raw, lo_name, hi_name], [clamped], name=names("clip")))
+    if per_ch is not None:
+        final = names("channel_clamped") if scrub_nan else target
+        nodes.extend(_channel_clamp(model, names, clamped, final, *per_ch))
+        clamped = final
+    if scrub_nan:
+        nodes.append(_nan_scrub(clamped, target, names))
+    return nodes
+
+
+def _zero_outside(model, names, node, bounds, per_ch, margin: float) -> list[onnx.NodeProto]:
+    """``node`` followed by ``Where(Equal(wide, x), Clip(wide, lo, hi), 0)``, ``wide`` = x clamped to the
+    range widened by ``margin`` x its width: NaN, +-Inf and far-out values become 0, near ones are clamped."""
+    target = node.output[0]
+    raw = names("unrestricted")
+    node.output[0] = raw
+    nodes = [node]
+    lo, hi = (np.asarray(b, np.float32) for b in (per_ch if per_ch is not None else bounds))
+    pad = np.float32(margin) * (hi - lo)
+    wide, inside, narrow, zero = names("wide"), names("inside"), names("clamped"), names("zero")
+    nodes += _range_clamp(model, names, raw, wide, lo - pad, hi + pad)
+    nodes.append(helper.make_node("Equal", [wide, raw], [inside], name=names("in_range")))
+    nodes += _range_clamp(model, names, wide, narrow, lo, hi)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0, np.float32), zero))
+    nodes.append(helper.make_node("Where", [inside, narrow, zero], [target], name=names("zero_outside")))
+    return nodes
+
+
+def _range_clamp(model, names, src: str, dst: str, lo: np.ndarray, hi: np.ndarray) -> list[onnx.NodeProto]:
+    """Clip for scalar bounds, Max/Min for per-channel ones."""
+    if lo.ndim == 0:
+        lo_name, hi_name = _bound_initializers(model, names, float(lo), float(hi))
+        return [helper.make_node("Clip", [src, lo_name, hi_name], [dst], name=names("clip"))]
+    return _channel_clamp(model, names, src, dst, lo, hi)
+
+
+def _channel_bounds(profile: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-channel (lo, hi) bounds shaped to broadcast over axis 1, for tensors with more than one channel."""
+    acts = getattr(profile, "activations", profile)
+    if not isinstance(acts, ActivationProfile):
+        raise ActivationError("per_channel=True needs an ActivationProfile (or a GuardProfile with one): a "
+                              "{name: (lo, hi)} mapping has no per-channel ranges")
+    out = {}
+    for name, t in acts.tensors.items():
+        if t.channels > 1 and len(t.channel_lo) == t.channels == len(t.channel_hi) and t.rank >= 2:
+            shape = (t.channels,) + (1,) * (t.rank - 2)
+            lo = np.maximum(np.asarray(t.channel_lo, np.float32), np.float32(t.lo)).reshape(shape)
+            hi = np.minimum(np.asarray(t.channel_hi, np.float32), np.float32(t.hi)).reshape(shape)
+            out[name] = (lo, np.maximum(hi, lo))
+    return out
+
+
+def _channel_clamp(model: onnx.ModelProto, names, src: str, dst: str, lo: np.ndarray, hi: np.ndarray
+                   ) -> list[onnx.NodeProto]:
+    lo_name, hi_name, mid = names("channel_lo"), names("channel_hi"), names("channel_floor")
+    model.graph.initializer.extend([numpy_helper.from_array(lo, lo_name),
+                                    numpy_helper.from_array(hi, hi_name)])
+    return [helper.make_node("Max", [src, lo_name], [mid], name=names("channel_max")),
+            helper.make_node("Min", [mid, hi_name], [dst], name=names("channel_min"))]
+
+
+def _nan_scrub(src: str, dst: str, names) -> onnx.NodeProto:
+    """``Shrink`` with lambd=0, bias=0: the identity on every number (-0.0 becomes +0.0) and 0 for NaN.
+
+    Clip, Max, Min and every activation onnxruntime fuses propagate NaN (a flipped exponent bit turns a
+    value in [1, 2) into NaN), so a clamp alone cannot contain it; Shrink is the one elementwise operator
+    that maps NaN to a number in a single pass (``Where(IsNaN(x), 0, x)`` takes two and a bool tensor).
+    """
+    return helper.make_node("Shrink", [src], [dst], name=names("scrub_nan"), lambd=0.0, bias=0.0)
 
 
 def _drop_unused(model: onnx.ModelProto, candidates: set[str]) -> None:

@@ -489,6 +489,11 @@ def test_restrict_activations_uses_harden(residual_model, digits):
     assert not np.array_equal(sess.run(None, {"input": loud})[0], plain.run(None, {"input": loud})[0])
     fused = pyguard.InferenceSession(residual_model, profile=profile, restrict_activations="fused")
     np.testing.assert_array_equal(fused.run(None, {"input": clean})[0], plain.run(None, {"input": clean})[0])
+    zero = pyguard.InferenceSession(residual_model, profile=profile, restrict_activations="zero")
+    # clean data: the same values (up to the rounding of other fused kernels); far out: zeroed, not clamped
+    np.testing.assert_allclose(zero.run(None, {"input": clean})[0], plain.run(None, {"input": clean})[0],
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(zero.run(None, {"input": loud})[0], sess.run(None, {"input": loud})[0])
     with pytest.raises(pyguard.ConfigError, match="restrict_activations"):
         pyguard.InferenceSession(residual_model, profile=profile, restrict_activations="sometimes")
     no_acts = pyguard.calibrate(residual_model, digits[:200], squeezers=(), activations=False)

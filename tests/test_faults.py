@@ -150,3 +150,18 @@ def test_cli_calibrate_then_faults_end_to_end(tmp_path, capsys):
     assert capsys.readouterr().out == first  # same seed, same table
     assert main(["faults", model, "--profile", str(tmp_path / "none.json"), "--data", "x.npy"]) == 2
     assert "cannot read profile" in capsys.readouterr().err
+
+
+def test_zero_mode_contains_the_faults_a_clamp_lets_through(residual):
+    """FT-ClipAct restriction: NaN and out-of-range values become 0, which removes both the NaN-driven
+    activation SDCs a Clip propagates and most weight-fault SDCs on the trained residual model."""
+    path, profile, d = residual
+    kwargs = dict(injections=150, inputs=32, seed=0, bits="exponent", clean_data=d["x_test"],
+                  clean_labels=d["y_test"])
+    clamp = faults.run_campaign(path, profile, d["x_test"], d["y_test"], **kwargs)
+    zero = faults.run_campaign(path, profile, d["x_test"], d["y_test"], mode="zero", **kwargs)
+    for c, z in zip(clamp.kinds, zero.kinds):
+        assert c.sdc_plain.k == z.sdc_plain.k > 20
+        assert z.sdc_restricted.k * 10 <= c.sdc_plain.k
+        assert z.sdc_restricted.k < c.sdc_restricted.k
+    assert zero.accuracy_restricted.k == zero.accuracy_plain.k

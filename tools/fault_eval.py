@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--bits", default="all")
     parser.add_argument("--activation-fpr", type=float, default=0.002)
     parser.add_argument("--placement", default="every", choices=("every", "fused"))
+    parser.add_argument("--mode", default="clamp", choices=("clamp", "zero"))
+    parser.add_argument("--scrub-nan", action="store_true")
+    parser.add_argument("--per-channel", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in args.models.split(","):
@@ -65,10 +68,12 @@ def main() -> None:
         t0 = time.perf_counter()
         result = faults.run_campaign(path, profile, x_test, y_test, injections=args.injections,
                                      inputs=args.inputs, bits=args.bits, seed=args.seed, clean_data=x_test,
-                                     clean_labels=y_test, placement=args.placement)
+                                     clean_labels=y_test, placement=args.placement,
+                                     mode=args.mode, scrub_nan=args.scrub_nan, per_channel=args.per_channel)
         print(f"\n## {name}: {os.path.basename(path)}; {len(acts.tensors)} activations profiled on "
               f"{len(x_cal)} calibration images ({acts.preset}), {len(acts.monitor.tensors)} monitored, "
-              f"activation fpr {acts.fpr}, restriction placement {args.placement}; "
+              f"activation fpr {acts.fpr}; restriction: mode {args.mode}, placement {args.placement}, "
+              f"per-channel {args.per_channel}, NaN scrub {args.scrub_nan}; "
               f"campaign {time.perf_counter() - t0:.1f} s\n")
         print(result.table())
 
