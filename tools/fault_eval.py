@@ -1,6 +1,7 @@
 """The fault-injection evaluation of issue 4: SDC rates unprotected, restricted and detected.
 
     python tools/fault_eval.py [--injections 1000] [--inputs 64] [--models residual,demo]
+                               [--mode clamp|zero] [--placement every|fused] [--per-channel] [--scrub-nan]
 
 For each trained model (the residual digits CNN of tools/train_residual.py, and the demo digits classifier
 when pyguard.data has it): calibrate a GuardProfile with activation ranges on the calibration split, then run
