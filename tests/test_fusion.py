@@ -198,9 +198,8 @@ def test_group_cross_fitting_absorbs_a_shift_between_groups():
 def test_grouped_detector_round_trip():
     rng = np.random.default_rng(11)
     values, label = _grouped_clean(rng, groups=6, per_group=100, shift=0.5)
-    det = fusion.FusedDetector.fit(
-        values, {"a": "two-sided", "b": "upper", "c": "upper"}, 0.05, groups=label, confidence=0.9, cheap=["a"]
-    )
+    tails = {"a": "two-sided", "b": "upper", "c": "upper"}
+    det = fusion.FusedDetector.fit(values, tails, 0.05, groups=label, confidence=0.9, cheap=["a"])
     assert (det.n_groups, det.confidence) == (6, 0.9) and det.cascade is not None
     again = fusion.FusedDetector.from_dict(det.to_dict())
     assert (again.n_groups, again.confidence, again.threshold) == (6, 0.9, det.threshold)
