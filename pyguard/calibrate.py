@@ -14,6 +14,7 @@ from . import __version__
 from . import activations as _activations
 from . import fused as _fused
 from .errors import ConfigError, InputError, ModelError
+from .fusion import check_confidence, check_groups
 from .metrics import check_fpr, threshold_at_fpr
 from .profile import GuardProfile, InputSpec, model_sha256, now_iso
 from .session import InferenceSession, _is_dynamic
@@ -32,7 +33,9 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
               progress: Callable[[int, int | None], None] | None = None,
               activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
               activation_fpr: float = 0.01, activation_budget: float | None = 0.01,
-              detector: str = "squeeze", combine: str = "fisher", screen: float = 0.2) -> GuardProfile:
+              detector: str = "squeeze", combine: str = "fisher", screen: float = 0.2,
+              groups: Sequence[Any] | np.ndarray | None = None,
+              fpr_confidence: float | None = None) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
     ``fpr`` of it.
 
@@ -63,9 +66,20 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         squeezers: None = ``("bit_depth:1", "median:2")`` for ``"squeeze"``; for ``"fused"``, chosen per
             model from clean data (the most aggressive bit depth and median that keep clean predictions).
             An explicit choice is always used as given.
+        groups: fused detector only: one label per calibration sample (source, site, capture session,
+            image region...). The threshold is then cross-fitted over whole groups (like scikit-learn's
+            ``GroupKFold``), so it absorbs the variability between groups that a deployment shift brings.
+            Without groups the folds are random (exchangeable data).
+        fpr_confidence: fused detector only: None = the reference rule (FPR at the target on average over
+            calibration draws); a number such as 0.9 = the smallest threshold whose FPR on fresh
+            exchangeable data is at most ``fpr`` with that probability (finite-sample conformal bound).
     """
     fpr = check_fpr(fpr)
     detector = _fused.check_detector(detector)
+    if detector != "fused" and (groups is not None or fpr_confidence is not None):
+        raise ConfigError("groups and fpr_confidence apply to detector='fused' only")
+    if fpr_confidence is not None:
+        fpr_confidence = check_confidence(fpr_confidence)
     auto_squeezers = squeezers is None and detector == "fused"
     if squeezers is None:
         squeezers = _fused.CANDIDATES if auto_squeezers else ("bit_depth:1", "median:2")
@@ -134,8 +148,11 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
         score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
     if detector == "fused":  # ---- fused detector (issue 5): a second pass collects every signal ----
+        if groups is not None:
+            groups = np.asarray(groups)
+            check_groups(groups, done)
         profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
-                                        providers, lay, x0, combine, screen)
+                                        providers, lay, x0, combine, screen, groups, fpr_confidence)
     return profile
 
 
@@ -158,13 +175,14 @@ def _choose_squeezers(sess, model_bytes, spec, out_name, kind, candidates, fpr, 
 
 
 def _fused_detector(model_bytes, profile, data, image, batch_size, sess_options, providers, layout, x0,
-                    combine, screen):
+                    combine, screen, groups=None, confidence=None):
     acts = profile.activations if profile.activations is not None and profile.activations.monitor else None
     names = _fused.signal_names(profile.squeezers, acts is not None, _channels(x0, layout))
     sess = InferenceSession(model_bytes, sess_options, providers, profile=profile)
     batches = _batches(data, image, batch_size, _fixed_batch(image))
-    values = _fused.calibration_pass(sess, batches, names, acts)
-    return _fused.fit(values, profile.fpr, combine=combine, screen=screen)
+    values = _fused.calibration_pass(sess, batches, names, acts, groups)
+    return _fused.fit(values, profile.fpr, combine=combine, screen=screen, groups=groups,
+                      confidence=confidence)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

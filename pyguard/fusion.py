@@ -19,6 +19,17 @@ p-values of a sample are combined into one statistic with one threshold at the t
   rule ``sorted(T)[ceil(n (1 - fpr)) - 1]`` on *cross-fitted* clean statistics: the calibration set is split
   in ``folds``; each fold's T is computed with p-value models fitted on the other folds, so no calibration
   sample is scored against itself. The deployed models are then fitted on all n samples.
+* Shift-robust calibration (``groups``). Random folds assume deployment data are exchangeable with the
+  calibration data. When the calibration samples carry group labels (source, site, capture session, image
+  region...), the folds are whole groups (like scikit-learn's ``GroupKFold``): each held-out group is scored
+  by models that never saw it, so the threshold absorbs the between-group variability a deployment shift
+  brings. (Leaving out signals whose held-out-group tail rate exceeds its binomial bound was tried and
+  dropped: on the photo set no signal qualified, on synthetic group shifts it raised the FPR of new groups.)
+* Finite-sample confidence (``confidence``). The reference rule holds the FPR at the target *on average
+  over calibration draws*; with ``confidence = 1 - delta`` the threshold is the smallest order statistic
+  ``T_(k)`` of the cross-fitted clean statistics with ``P(Binomial(n, 1 - fpr) >= k) <= delta``, i.e. the
+  FPR of fresh exchangeable data is at most the target with probability ``confidence`` (the
+  training-conditional conformal bound, Vovk 2012).
 """
 
 from __future__ import annotations
@@ -181,24 +192,114 @@ def combine(p_values: dict[str, np.ndarray], method: str) -> np.ndarray:
     return -2.0 * logs.sum(axis=0) if method == "fisher" else -logs.min(axis=0)
 
 
-def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
-    """Fold of each calibration sample: a seeded permutation, so folds do not follow the data's order."""
-    folds = max(2, min(folds, n))
-    return np.random.default_rng(seed).permutation(n) % folds
+def fold_ids(n: int, folds: int, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold of each calibration sample.
+
+    Without ``groups``: a seeded permutation, so folds do not follow the data's order. With ``groups`` (one
+    label per sample): whole groups per fold, ``min(folds, number of groups)`` folds, groups assigned
+    largest first to the fold holding the fewest samples (scikit-learn's ``GroupKFold`` rule).
+    """
+    if groups is None:
+        folds = max(2, min(folds, n))
+        return np.random.default_rng(seed).permutation(n) % folds
+    labels, inverse, sizes = check_groups(groups, n)
+    k = min(folds, labels.size)
+    fold_of_group = np.empty(labels.size, np.int64)
+    load = np.zeros(k, np.int64)
+    for g in np.argsort(-sizes, kind="stable"):
+        f = int(np.argmin(load))
+        fold_of_group[g] = f
+        load[f] += sizes[g]
+    return fold_of_group[inverse]
+
+
+def check_groups(groups: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, group index of each sample, group sizes) of a per-sample group array; at least 2 groups."""
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.size != n:
+        raise ConfigError(f"groups must be a 1-D array with one label per calibration sample ({n}), "
+                          f"got shape {g.shape}")
+    if g.dtype.kind not in "iubUSO":
+        raise ConfigError(f"groups must hold integer or string labels, got dtype {g.dtype}")
+    labels, inverse, sizes = np.unique(g, return_inverse=True, return_counts=True)
+    if labels.size < 2:
+        raise ConfigError("groups must hold at least two distinct labels (one group cannot be held out)")
+    return labels, inverse.ravel(), sizes
 
 
 def cross_fit(
-    values: dict[str, np.ndarray], tails: dict[str, str], method: str, folds: int = 5, seed: int = 0
+    values: dict[str, np.ndarray],
+    tails: dict[str, str],
+    method: str,
+    folds: int = 5,
+    seed: int = 0,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Clean fused statistics, each computed with p-value models fitted on the other folds."""
+    """Clean fused statistics, each computed with p-value models fitted on the other folds (``ids``: the fold
+    of each sample; default :func:`fold_ids` with ``folds`` and ``seed``)."""
+    return held_out_p_values(values, tails, folds, seed, ids, method)
+
+
+def held_out_p_values(
+    values: dict[str, np.ndarray],
+    tails: dict[str, str],
+    folds: int = 5,
+    seed: int = 0,
+    ids: np.ndarray | None = None,
+    method: str | None = None,
+) -> Any:
+    """Per-signal p-values of each fold against models fitted on the other folds; with ``method``, their
+    combined statistic instead."""
     n = len(next(iter(values.values())))
-    ids = fold_ids(n, folds, seed)
-    out = np.empty(n, np.float64)
+    ids = fold_ids(n, folds, seed) if ids is None else ids
+    p = {name: np.empty(n, np.float64) for name in values}
     for k in np.unique(ids):
         held = ids == k
-        models = {name: SignalModel.fit(name, tails[name], v[~held]) for name, v in values.items()}
-        out[held] = combine({name: m.p(values[name][held]) for name, m in models.items()}, method)
-    return out
+        for name, v in values.items():
+            p[name][held] = SignalModel.fit(name, tails[name], v[~held]).p(v[held])
+    return p if method is None else combine(p, method)
+
+
+def threshold_with_confidence(stats: np.ndarray, fpr: float, confidence: float | None) -> float:
+    """The reference rule (``confidence=None``) or the smallest order statistic whose FPR on fresh
+    exchangeable data exceeds ``fpr`` with probability at most ``1 - confidence`` (see :func:`rank_for`)."""
+    s = np.sort(np.asarray(stats, dtype=np.float64).ravel())
+    reference = threshold_at_fpr(s, fpr)  # also checks for empty / non-finite statistics
+    if confidence is None:
+        return reference
+    return float(s[rank_for(s.size, fpr, confidence) - 1])
+
+
+def rank_for(n: int, fpr: float, confidence: float | None) -> int:
+    """1-based rank k of the threshold ``T_(k)`` among n sorted clean statistics (flags: ``T > T_(k)``).
+
+    Reference rule: ``k = ceil(n (1 - fpr))``. With a confidence: ``F(T_(k))`` is Beta(k, n + 1 - k) for
+    exchangeable data, so ``P(FPR > fpr) = P(Binomial(n, 1 - fpr) >= k)``; k is the smallest rank with that
+    probability at most ``1 - confidence`` (n when none qualifies: too few samples for that confidence).
+    """
+    if confidence is None:
+        return max(math.ceil(n * (1.0 - fpr)), 1)
+    confidence = check_confidence(confidence)
+    ok = np.flatnonzero(binomial_upper_tail(n, 1.0 - fpr) <= 1.0 - confidence)
+    return int(ok[0]) + 1 if ok.size else n
+
+
+def binomial_upper_tail(n: int, q: float) -> np.ndarray:
+    """``P(Binomial(n, q) >= k)`` for k = 1..n (log-space pmf, summed from the top; no SciPy needed)."""
+    j = np.arange(n + 1, dtype=np.float64)
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    log_pmf = lgamma(n + 1.0) - lgamma(j + 1.0) - lgamma(n - j + 1.0) + j * math.log(q)
+    log_pmf += (n - j) * math.log1p(-q)
+    pmf = np.exp(log_pmf - log_pmf.max())
+    tail = np.cumsum(pmf[::-1])[::-1] / pmf.sum()
+    return np.minimum(tail[1:], 1.0)
+
+
+def check_confidence(confidence: Any) -> float:
+    ok = isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
+    if not ok or not 0.0 < float(confidence) < 1.0:
+        raise ConfigError(f"confidence must be None or a number in (0, 1), got {confidence!r}")
+    return float(confidence)
 
 
 # ---- the detector ------------------------------------------------------------------------------------------
@@ -228,6 +329,8 @@ class FusedDetector:
     cheap_threshold: float = math.inf
     cascade: Cascade | None = None
     folds: int = 5
+    confidence: float | None = None
+    n_groups: int = 0  # 0: random folds; else the number of calibration groups the folds were made of
 
     @classmethod
     def fit(
@@ -241,9 +344,17 @@ class FusedDetector:
         screen: float = 0.2,
         folds: int = 5,
         seed: int = 0,
+        groups: np.ndarray | None = None,
+        confidence: float | None = None,
     ) -> FusedDetector:
-        """Fit on clean calibration values (signal name -> one value per sample)."""
+        """Fit on clean calibration values (signal name -> one value per sample).
+
+        ``groups``: one label per sample; the cross-fitting folds are then whole groups (module docstring).
+        ``confidence``: the threshold rule (:func:`rank_for`).
+        """
         fpr = check_fpr(fpr)
+        if confidence is not None:
+            confidence = check_confidence(confidence)
         if method not in COMBINERS:
             raise ConfigError(f"combine must be one of {COMBINERS}, got {method!r}")
         if not values:
@@ -256,22 +367,25 @@ class FusedDetector:
             raise ConfigError(
                 f"the fused detector needs at least {2 * folds} calibration samples, got {n_cal}"
             )
-        full_cv = cross_fit(values, tails, method, folds, seed)
+        held_out = held_out_p_values(values, tails, ids=fold_ids(n_cal, folds, seed, groups))
+        full_cv = combine(held_out, method)
         cheap = [c for c in (cheap or []) if c in values]
         models = {name: SignalModel.fit(name, tails[name], v) for name, v in values.items()}
         det = cls(
             signals=models,
             combine=method,
-            threshold=threshold_at_fpr(full_cv, fpr),
+            threshold=threshold_with_confidence(full_cv, fpr, confidence),
             fpr=fpr,
             n_calibration=n_cal,
             cheap=cheap,
             folds=folds,
+            confidence=confidence,
+            n_groups=0 if groups is None else int(np.unique(np.asarray(groups)).size),
         )
         if cheap and len(cheap) < len(values):
-            cheap_cv = cross_fit({c: values[c] for c in cheap}, tails, method, folds, seed)
-            det.cheap_threshold = threshold_at_fpr(cheap_cv, fpr)
-            det.cascade = fit_cascade(cheap_cv, full_cv, fpr, screen)
+            cheap_cv = combine({name: held_out[name] for name in cheap}, method)
+            det.cheap_threshold = threshold_with_confidence(cheap_cv, fpr, confidence)
+            det.cascade = fit_cascade(cheap_cv, full_cv, fpr, screen, confidence)
         return det
 
     def p_values(
@@ -295,6 +409,8 @@ class FusedDetector:
             "cheap": list(self.cheap),
             "cheap_threshold": self.cheap_threshold,
             "folds": self.folds,
+            "confidence": self.confidence,
+            "n_groups": self.n_groups,
             "cascade": None if self.cascade is None else self.cascade.to_dict(),
             "signals": [m.to_dict() for m in self.signals.values()],
         }
@@ -313,19 +429,23 @@ class FusedDetector:
             cheap_threshold=float(d.get("cheap_threshold", math.inf)),
             cascade=cascade,
             folds=int(d.get("folds", 5)),
+            confidence=None if d.get("confidence") is None else float(d["confidence"]),
+            n_groups=int(d.get("n_groups", 0)),
         )
 
 
-def fit_cascade(cheap_cv: np.ndarray, full_cv: np.ndarray, fpr: float, screen: float) -> Cascade:
+def fit_cascade(
+    cheap_cv: np.ndarray, full_cv: np.ndarray, fpr: float, screen: float, confidence: float | None = None
+) -> Cascade:
     """Clear threshold at the ``1 - screen`` quantile of the clean cheap statistic; the threshold on the full
-    statistic so that (forwarded and above it) holds for at most the reference rule's share ``fpr`` of the
-    clean calibration samples — the overall FPR of the cascade stays calibrated."""
+    statistic so that (forwarded and above it) holds for at most as many clean calibration samples as the
+    threshold rule (:func:`rank_for`) flags — the overall FPR of the cascade stays calibrated."""
     if not 0.0 < screen <= 1.0:
         raise ConfigError(f"screen must be in (0, 1], got {screen!r}")
     n = len(cheap_cv)
     clear = threshold_at_fpr(cheap_cv, screen) if screen < 1.0 else -math.inf
     forwarded = np.sort(full_cv[cheap_cv > clear])
-    allowed = n - math.ceil(n * (1.0 - fpr))  # flags the reference rule allows on n samples
+    allowed = n - rank_for(n, fpr, confidence)  # flags the threshold rule allows on n samples
     m = forwarded.size
     threshold = -math.inf if m <= allowed else float(forwarded[m - allowed - 1])
     return Cascade(
@@ -340,6 +460,10 @@ __all__ = [
     "Cascade",
     "combine",
     "cross_fit",
+    "fold_ids",
+    "held_out_p_values",
+    "threshold_with_confidence",
+    "rank_for",
     "fit_gpd",
     "gpd_survival",
     "fit_cascade",

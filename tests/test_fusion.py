@@ -125,6 +125,93 @@ def test_cross_fitted_threshold_holds_fpr_on_fresh_clean_data():
     assert lo - 0.01 <= hits / trials <= hi + 0.01
 
 
+# ---- shift-robust calibration: groups and a finite-sample confidence ---------------------------------------
+def test_group_folds_keep_groups_whole_and_balance_sizes():
+    groups = np.repeat(["a", "b", "c", "d", "e", "f"], [50, 40, 30, 20, 10, 10])
+    ids = fusion.fold_ids(groups.size, 5, groups=groups)
+    for g in np.unique(groups):
+        assert np.unique(ids[groups == g]).size == 1  # a group is never split across folds
+    assert np.unique(ids).size == 5
+    # largest first into the lightest fold: a, b, c, d, e get folds 0-4, f joins the lightest (e's)
+    assert np.bincount(ids).tolist() == [50, 40, 30, 20, 20]
+    assert np.unique(fusion.fold_ids(10, 5, groups=[0, 1] * 5)).size == 2  # fewer groups than folds
+    for bad in ([0] * 10, [0, 1] * 4, np.linspace(0, 1, 10)):
+        with pytest.raises(ConfigError):
+            fusion.fold_ids(10, 5, groups=bad)
+
+
+def test_confidence_rank_matches_the_binomial_bound():
+    stats = pytest.importorskip("scipy.stats")
+    for n, fpr, conf in ((630, 0.05, 0.9), (397, 0.05, 0.99), (100, 0.1, 0.8)):
+        k = fusion.rank_for(n, fpr, conf)
+        assert stats.binom.sf(k - 1, n, 1 - fpr) <= 1 - conf < stats.binom.sf(k - 2, n, 1 - fpr)
+        assert k > fusion.rank_for(n, fpr, None) == math.ceil(n * (1 - fpr))
+    assert fusion.rank_for(10, 0.05, 0.9) == 10  # too few samples for that confidence: the maximum
+    s = np.arange(100.0)
+    assert fusion.threshold_with_confidence(s, 0.1, None) == 89.0
+    assert fusion.threshold_with_confidence(s, 0.1, 0.8) == float(fusion.rank_for(100, 0.1, 0.8) - 1)
+    with pytest.raises(ConfigError):
+        fusion.rank_for(100, 0.1, 1.0)
+
+
+def test_confidence_bounds_the_fpr_with_the_stated_probability():
+    # The reference rule exceeds the target FPR in about half of the calibration draws; with confidence 0.9
+    # in at most ~10% of them.
+    rng = np.random.default_rng(5)
+    n, fpr, draws = 400, 0.05, 400
+    exceed = {None: 0, 0.9: 0}
+    for _ in range(draws):
+        cal = rng.standard_normal(n)
+        for conf in exceed:
+            t = fusion.threshold_with_confidence(cal, fpr, conf)
+            exceed[conf] += 0.5 * math.erfc(t / math.sqrt(2)) > fpr  # exact FPR of N(0, 1) data
+    assert exceed[None] / draws > 0.35
+    assert exceed[0.9] / draws <= 0.1 + 2.576 * math.sqrt(0.09 / draws)
+
+
+def _grouped_clean(rng, groups, per_group, shift):
+    """Three signals whose clean distribution moves with the group (a deployment shift between groups)."""
+    offsets = rng.normal(scale=shift, size=(groups, 3))
+    label = np.repeat(np.arange(groups), per_group)
+    base = offsets[label] + rng.standard_normal((label.size, 3))
+    return {"a": base[:, 0], "b": base[:, 1], "c": np.exp(base[:, 2])}, label
+
+
+def test_group_cross_fitting_absorbs_a_shift_between_groups():
+    # Calibration data from 5 groups (sites, regions...) whose signals are offset per group; deployment is a
+    # new group. Random folds see every calibration group on both sides of the split and under-estimate the
+    # threshold for an unseen group; whole-group folds measure it.
+    rng = np.random.default_rng(7)
+    tails = {"a": "two-sided", "b": "upper", "c": "upper"}
+    rates = {"random": [], "groups": []}
+    for _ in range(30):
+        cal, label = _grouped_clean(rng, groups=5, per_group=100, shift=1.0)
+        fresh, _ = _grouped_clean(rng, groups=40, per_group=50, shift=1.0)
+        for rule, groups in (("random", None), ("groups", label)):
+            det = fusion.FusedDetector.fit(cal, tails, 0.05, groups=groups)
+            rates[rule].append(np.mean(det.statistic(fresh) > det.threshold))
+    random_fpr, grouped_fpr = np.mean(rates["random"]), np.mean(rates["groups"])
+    assert random_fpr > 0.075
+    assert grouped_fpr <= 0.065 and grouped_fpr < random_fpr - 0.025
+
+
+def test_grouped_detector_round_trip():
+    rng = np.random.default_rng(11)
+    values, label = _grouped_clean(rng, groups=6, per_group=100, shift=0.5)
+    tails = {"a": "two-sided", "b": "upper", "c": "upper"}
+    det = fusion.FusedDetector.fit(values, tails, 0.05, groups=label, confidence=0.9, cheap=["a"])
+    assert (det.n_groups, det.confidence) == (6, 0.9) and det.cascade is not None
+    again = fusion.FusedDetector.from_dict(det.to_dict())
+    assert (again.n_groups, again.confidence, again.threshold) == (6, 0.9, det.threshold)
+
+
+def test_cascade_uses_the_same_rank_rule():
+    cheap, full = np.arange(100.0), np.arange(100.0)
+    allowed = 100 - fusion.rank_for(100, 0.1, 0.9)
+    c = fusion.fit_cascade(cheap, full, fpr=0.1, screen=0.5, confidence=0.9)
+    assert np.sum((cheap > c.clear_threshold) & (full > c.threshold)) == allowed < 10
+
+
 # ---- signals -----------------------------------------------------------------------------------------------
 def test_input_signals_on_hand_made_images():
     flat = np.full((1, 3, 4, 4), 0.5, np.float32)
@@ -241,6 +328,24 @@ def test_cascade_matches_full_detector_where_it_forwards(digits, fused_profile):
     assert not r_casc.flagged[~fwd].any()
 
 
+def test_calibrate_with_groups_and_confidence(digits):
+    x = digits.x_calib[:300]
+    groups = np.arange(300) // 50  # six contiguous blocks
+    base = _calibrate(digits, x)
+    grouped = _calibrate(digits, x, groups=groups, fpr_confidence=0.9)
+    assert (grouped.fused.n_groups, grouped.fused.confidence) == (6, 0.9)
+    assert (base.fused.n_groups, base.fused.confidence) == (0, None)
+    assert grouped.fused.threshold > base.fused.threshold
+    loaded = pyguard.GuardProfile.from_dict(grouped.to_dict())
+    assert loaded.fused.n_groups == 6 and loaded.fused.confidence == 0.9
+    with pytest.raises(ConfigError, match="groups"):
+        _calibrate(digits, x, groups=groups[:-1])
+    with pytest.raises(ConfigError, match="fused"):
+        pyguard.calibrate(str(digits.model_path), x, groups=groups)
+    with pytest.raises(ConfigError, match="confidence"):
+        _calibrate(digits, x, fpr_confidence=1.5)
+
+
 def test_user_squeezers_are_respected(digits):
     prof = _calibrate(digits, digits.x_calib[:200], squeezers=("median:3",))
     assert prof.squeezers == ["median:3"] and list(prof.fused.signals).count("squeeze[median:3]") == 1
@@ -288,6 +393,11 @@ def test_photo_demo_set_is_on_the_8_bit_grid():
     for x in (photos.x_test, *(a for a, _ in photos.adversarial.values())):
         np.testing.assert_array_equal(np.rint(x * 255) / np.float32(255), x)
     assert set(photos.adversarial) == {"fgsm_8", "fgsm_16", "pgd_8", "pgd_16", "cw_l2_0", "deepfool"}
+    from pyguard.data import PHOTOS_DIR
+
+    for split, (lo, hi) in (("calib", (0.6, 0.8)), ("test", (0.8, 1.0))):  # patch centres inside their band
+        with np.load(PHOTOS_DIR / f"{split}.npz") as f:
+            assert lo < f["col"].min() and f["col"].max() < hi and 0 < f["row"].min() < f["row"].max() < 1
 
 
 def test_adaptive_attack_on_fused_signals_stays_in_budget(digits, fused_profile):

@@ -5,7 +5,16 @@ every attack's successful examples report detection, ROC-AUC and the clean false
 Wilson interval); the cascade's detection and forwarded share; and the spread of the clean FPR over random
 calibration/test splits of all clean images. Prints markdown tables.
 
+Photos: calibration and test patches come from different column bands of each photo (a spatial shift). With
+``--groups regions`` (the default) the fused detector is calibrated with ``groups=`` = the image region of
+each calibration patch (3 row bands x 2 column bands of the calibration patches' own extent), so its
+threshold is cross-fitted over regions; ``--confidence 0.9`` adds the finite-sample bound. The spread under
+shift is measured over six region assignments of all clean patches (calibrate on one part, test on the
+other: the two column bands either way round, top/bottom halves either way, interleaved column quarters
+either way).
+
     python tools/fused_eval.py [--splits 20] [--sets digits,photos] [--combine fisher,min_p]
+                               [--groups regions|none] [--confidence 0.9]
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyguard  # noqa: E402
-from pyguard.data import load_digits_demo, load_photos_demo  # noqa: E402
+from pyguard.data import PHOTOS_DIR, load_digits_demo, load_photos_demo  # noqa: E402
 from pyguard.metrics import binomial_interval, roc_auc  # noqa: E402
 
 XU = {"digits": ("bit_depth:1", "median:2"), "photos": ("bit_depth:5", "median:2")}
@@ -53,8 +62,9 @@ def reports(model, profile, x, cascade=False, batch=256):
     return pred, flagged, scores
 
 
-def calibrate(demo, detector, squeezers=None, combine="fisher", x=None):
-    """Xu's detector alone (no activation check), or the fused one fed by every activation output."""
+def calibrate(demo, detector, squeezers=None, combine="fisher", x=None, rule=None):
+    """Xu's detector alone (no activation check), or the fused one fed by every activation output;
+    ``rule``: the fused calibration options (``groups``, ``fpr_confidence``)."""
     fused = detector == "fused"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -67,16 +77,43 @@ def calibrate(demo, detector, squeezers=None, combine="fisher", x=None):
             activations=fused,
             activation_budget=None,
             sess_options=options(),
+            **(rule or {}),
         )
 
 
-def evaluate(set_name, combine, splits):
+def positions(split):
+    """(row, col) of each photo patch's centre as fractions of its photo (None when the files lack them)."""
+    with np.load(PHOTOS_DIR / f"{split}.npz") as f:
+        return (f["row"], f["col"]) if "row" in f.files else None
+
+
+def region_groups(row, col):
+    """3 row bands x 2 column bands, cut at the calibration patches' own tertiles / median."""
+    rows = np.searchsorted(np.quantile(row, [1 / 3, 2 / 3]), row)
+    cols = (col > np.median(col)).astype(np.int64)
+    return rows * 2 + cols
+
+
+def fused_rule(args, pos):
+    """Calibration options of the fused detector for calibration patches at positions ``pos``."""
+    rule = {}
+    if args.confidence is not None:
+        rule["fpr_confidence"] = args.confidence
+    if args.groups == "regions" and pos is not None:
+        rule["groups"] = region_groups(*pos)
+    return rule
+
+
+def evaluate(set_name, combine, args):
     demo = LOADERS[set_name]()
     model = str(demo.model_path)
+    pos = positions("calib") if set_name == "photos" else None
+    rule = fused_rule(args, pos)
     xu = calibrate(demo, "squeeze", XU[set_name])
-    fused = calibrate(demo, "fused", combine=combine)
+    fused = calibrate(demo, "fused", combine=combine, rule=rule)
     print(
-        f"\n## {set_name} ({combine}): fused squeezers chosen from clean data: {fused.squeezers}; "
+        f"\n## {set_name} ({combine}; groups: {len(np.unique(rule.get('groups', [])))}, "
+        f"fpr_confidence: {args.confidence}): fused squeezers chosen from clean data: {fused.squeezers}; "
         f"signals: {list(fused.fused.signals)}"
     )
     _, xu_clean_flag, xu_clean = reports(model, xu, demo.x_test)
@@ -145,19 +182,63 @@ def evaluate(set_name, combine, splits):
             adv, clean = np.abs(adv - med), np.abs(clean - med)
         aucs.append(f"{sig} {roc_auc(clean, adv):.3f}")
     print(", ".join(aucs))
-    if splits:
-        fpr_spread(demo, combine, splits)
+    pos_all = None if pos is None else tuple(np.concatenate(v) for v in zip(pos, positions("test")))
+    if args.splits:
+        fpr_spread(demo, combine, args, pos_all)
+    if pos_all is not None:
+        shifted_spread(demo, combine, args, pos_all)
 
 
-def fpr_spread(demo, combine, splits):
+def shifted_assignments(row, col):
+    """Six spatial calibration/test assignments of all clean patches (mask = calibration part)."""
+    band = col < 0.8  # the calibration band (0.6-0.8) vs the test band (0.8-1.0)
+    interleaved = (col < 0.7) | ((col >= 0.8) & (col < 0.9))
+    top = row < 0.5
+    return {
+        "calib band -> test band": band,
+        "test band -> calib band": ~band,
+        "top half -> bottom half": top,
+        "bottom half -> top half": ~top,
+        "col quarters 1,3 -> 2,4": interleaved,
+        "col quarters 2,4 -> 1,3": ~interleaved,
+    }
+
+
+def shifted_spread(demo, combine, args, pos_all):
+    """Clean FPR when calibration and test come from different image regions, over six assignments."""
+    x = np.concatenate([demo.x_calib, demo.x_test])
+    row, col = pos_all
+    print("\n| calibration region -> test region | n calib / test | Xu FPR | fused FPR (99% CI) "
+          "| cascade FPR |")
+    print("|---|---|---|---|---|")
+    rates, xu_rates = [], []
+    for label, cal in shifted_assignments(row, col).items():
+        rule = fused_rule(args, (row[cal], col[cal]))
+        prof = calibrate(demo, "fused", combine=combine, x=x[cal], rule=rule)
+        flags = reports(str(demo.model_path), prof, x[~cal])[1]
+        casc = reports(str(demo.model_path), prof, x[~cal], cascade=True)[1]
+        xu = reports(str(demo.model_path), calibrate(demo, "squeeze", XU["photos"], x=x[cal]), x[~cal])[1]
+        lo, hi = binomial_interval(int(flags.sum()), flags.size)
+        rates.append(flags.mean())
+        xu_rates.append(xu.mean())
+        print(f"| {label} | {cal.sum()} / {(~cal).sum()} | {xu.mean():.3f} "
+              f"| {flags.mean():.3f} ({lo:.3f}-{hi:.3f}) | {casc.mean():.3f} |")
+    for label, r in (("fused", np.asarray(rates)), ("Xu", np.asarray(xu_rates))):
+        print(f"clean FPR under spatial shift over {r.size} assignments ({label}): mean {r.mean():.3f}, "
+              f"sd {r.std():.3f}, min {r.min():.3f}, max {r.max():.3f}")
+
+
+def fpr_spread(demo, combine, args, pos_all):
     """Calibrate on a random half of all clean images, measure the FPR on the other half, repeat."""
     x = np.concatenate([demo.x_calib, demo.x_test])
     rng = np.random.default_rng(0)
     rates, cascade_rates = [], []
+    splits = args.splits
     for _ in range(splits):
         perm = rng.permutation(len(x))
         cal, held = x[perm[: len(x) // 2]], x[perm[len(x) // 2 :]]
-        prof = calibrate(demo, "fused", combine=combine, x=cal)
+        pos = None if pos_all is None else tuple(v[perm[: len(x) // 2]] for v in pos_all)
+        prof = calibrate(demo, "fused", combine=combine, x=cal, rule=fused_rule(args, pos))
         rates.append(reports(str(demo.model_path), prof, held)[1].mean())
         cascade_rates.append(reports(str(demo.model_path), prof, held, cascade=True)[1].mean())
     m = len(x) - len(x) // 2
@@ -176,10 +257,12 @@ def main():
     ap.add_argument("--sets", default="digits,photos")
     ap.add_argument("--combine", default="fisher")
     ap.add_argument("--splits", type=int, default=20)
+    ap.add_argument("--groups", choices=("regions", "none"), default="regions")
+    ap.add_argument("--confidence", type=float, default=None)
     args = ap.parse_args()
     for s in args.sets.split(","):
         for c in args.combine.split(","):
-            evaluate(s, c, args.splits)
+            evaluate(s, c, args)
 
 
 if __name__ == "__main__":

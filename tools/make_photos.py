@@ -9,9 +9,12 @@ the 8-bit grid, fed as float32 in [0, 1] (NCHW).
 Adversarial examples (pyguard.eval.whitebox, white-box on the torch model) are made from correctly classified
 test patches and quantized to the 8-bit grid (``round(255 x) / 255``) as a camera pipeline would deliver
 them; success is measured with onnxruntime after quantization. Output: the same files as the digits demo
-(model.onnx, calib.npz, test.npz, adv.npz, meta.json) in pyguard/data/photos/.
+(model.onnx, calib.npz, test.npz, adv.npz, meta.json) in pyguard/data/photos/; calib.npz and test.npz also
+hold each patch's position (``row``, ``col``: its centre as a fraction of the photo's height and width), so
+an evaluation can group calibration patches by image region (``pyguard.calibrate(..., groups=...)``).
 
-    python tools/make_photos.py          # a few minutes on 2 CPU threads
+    python tools/make_photos.py                  # a few minutes on 2 CPU threads
+    python tools/make_photos.py --add-positions  # only add the positions to existing files (seconds)
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ def load_photos() -> list[np.ndarray]:
     return [sk[n] if n in sk else getattr(skimage.data, n)()[..., :3] for n in PHOTOS]
 
 
-def patches(photos, part: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def patches(photos, part: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches, labels and positions (centre row and column as fractions of the photo's height/width)."""
     lo, hi = BANDS[part]
-    xs, ys = [], []
+    xs, ys, pos = [], [], []
     for label, img in enumerate(photos):
         h, w = img.shape[:2]
         c0, c1 = int(lo * w), int(hi * w) - SIDE
@@ -74,8 +78,28 @@ def patches(photos, part: str, rng: np.random.Generator) -> tuple[np.ndarray, np
             r, c = rng.integers(0, h - SIDE + 1), rng.integers(c0, c1 + 1)
             xs.append(img[r : r + SIDE, c : c + SIDE].transpose(2, 0, 1))
             ys.append(label)
+            pos.append(((r + SIDE / 2) / h, (c + SIDE / 2) / w))
     x = (np.stack(xs).astype(np.float32) / 255.0).astype(np.float32)
-    return x, np.asarray(ys, np.int64)
+    return x, np.asarray(ys, np.int64), np.asarray(pos, np.float32)
+
+
+def save_split(path: Path, x: np.ndarray, y: np.ndarray, pos: np.ndarray) -> None:
+    np.savez_compressed(path, x=to_uint8(x), y=y, row=pos[:, 0], col=pos[:, 1])
+
+
+def add_positions(out: Path) -> None:
+    """Replay the seeded sampling and add the patch positions to existing calib/test files (the patches must
+    come out identical, which proves the positions are theirs)."""
+    rng = np.random.default_rng(SEED)
+    parts = {p: patches(load_photos(), p, rng) for p in BANDS}
+    for p in ("calib", "test"):
+        with np.load(out / f"{p}.npz") as f:
+            stored_x, stored_y = f["x"], f["y"]
+        x, y, pos = parts[p]
+        if not (np.array_equal(to_uint8(x), stored_x) and np.array_equal(y, stored_y)):
+            raise SystemExit(f"{p}.npz does not match the seeded sampling: regenerate the whole set")
+        save_split(out / f"{p}.npz", x, y, pos)
+        log(f"{p}: positions added")
 
 
 def build_model():
@@ -182,7 +206,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "pyguard" / "data" / "photos")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--add-positions", action="store_true",
+                        help="only add patch positions to existing calib/test files (no training)")
     args = parser.parse_args()
+    if args.add_positions:
+        add_positions(args.out)
+        return
     import torch
 
     torch.set_num_threads(args.threads)
@@ -190,16 +219,16 @@ def main() -> None:
     photos = load_photos()
     rng = np.random.default_rng(SEED)
     parts = {p: patches(photos, p, rng) for p in BANDS}
-    model = train(*parts["train"])
+    model = train(*parts["train"][:2])
     path = args.out / "model.onnx"
     export_onnx(model, path, parts["test"][0][:2])
     sess = ort_session(path)
     diff = max(check_ort_matches_torch(model, sess, parts[p][0]) for p in ("calib", "test"))
     accuracy = {p: round(float((ort_predict(sess, parts[p][0]) == parts[p][1]).mean()), 4) for p in parts}
     log(f"accuracy (onnxruntime): {accuracy}")
-    arrays, stats = run_attacks(model, sess, *parts["test"])
+    arrays, stats = run_attacks(model, sess, *parts["test"][:2])
     for p in ("calib", "test"):  # every image is on the 8-bit grid: stored as uint8, loaded as float32 / 255
-        np.savez_compressed(args.out / f"{p}.npz", x=to_uint8(parts[p][0]), y=parts[p][1])
+        save_split(args.out / f"{p}.npz", *parts[p])
     np.savez_compressed(
         args.out / "adv.npz", **{k: to_uint8(v) if k.endswith("_x") else v for k, v in arrays.items()}
     )
