@@ -56,6 +56,7 @@ def cmd_calibrate(args) -> int:
         profile = calibrate(
             args.model, data, squeezers=_squeezer_list(args.squeezers) if args.squeezers else None,
             fpr=args.fpr, detector=args.detector, combine=args.combine,
+            groups=_load_array(args.groups) if args.groups else None, fpr_confidence=args.fpr_confidence,
             input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
             input_range=tuple(args.range) if args.range else None, normalization=normalization,
             layout=args.layout, sess_options=_session_options(args.threads), progress=progress,
@@ -397,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "and combined (see pyguard.fused)")
     c.add_argument("--combine", choices=("fisher", "min_p"), default="fisher",
                    help="--detector fused: how p-values are combined (default fisher)")
+    c.add_argument("--groups", default=None,
+                   help="--detector fused: .npy with one group label per sample (source, site, session, "
+                        "image region); the threshold is cross-fitted over whole groups so it holds under "
+                        "the shift between them")
+    c.add_argument("--fpr-confidence", type=float, default=None,
+                   help="--detector fused: probability that the FPR on fresh data stays at most --fpr "
+                        "(finite-sample bound; default: the FPR is at the target on average)")
     c.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate (default 0.05)")
     c.add_argument("--input-name", default=None)
     c.add_argument("--output-name", default=None)

@@ -99,6 +99,9 @@ class UpperTail:
             "xi": self.xi,
         }
 
+    def __eq__(self, other: object) -> bool:  # the generated one would compare arrays elementwise
+        return isinstance(other, UpperTail) and self.to_dict() == other.to_dict()
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UpperTail:
         return cls(

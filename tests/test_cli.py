@@ -77,6 +77,20 @@ def test_calibrate_with_normalization_and_range(files, capsys):
     assert "--mean and --std go together" in capsys.readouterr().err
 
 
+def test_calibrate_fused_with_groups_and_confidence(files, capsys):
+    out_path = files / "grouped.guard.json"
+    np.save(files / "groups.npy", np.arange(200) % 4)
+    args = ["calibrate", str(files / "model.onnx"), "--data", str(files / "clean.npy"), "--detector", "fused",
+            "--squeezers", "bit_depth:4,median:2", "-o", str(out_path)]
+    assert main([*args, "--groups", str(files / "groups.npy"), "--fpr-confidence", "0.9"]) == 0
+    assert "fused detector:" in capsys.readouterr().out
+    fused = pyguard.GuardProfile.load(out_path).fused
+    assert fused.n_groups == 4 and fused.confidence == 0.9
+    np.save(files / "few_groups.npy", np.zeros(200, np.int64))
+    assert main([*args, "--groups", str(files / "few_groups.npy")]) == 2
+    assert "at least two distinct labels" in capsys.readouterr().err
+
+
 def test_errors_exit_2_with_a_message(files, capsys):
     assert main(["calibrate", str(files / "model.onnx"), "--data", str(files / "missing.npy"),
                  "-o", str(files / "x.json")]) == 2

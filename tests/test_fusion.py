@@ -422,3 +422,15 @@ def test_demo_prints_fused_beside_xu():
     assert run_demo(seconds=0.05, out=buf, dataset="photos") == 0
     text = buf.getvalue()
     assert "fused det" in text and "Xu det" in text and "PGD eps=8/255" in text
+
+
+def test_a_fused_profile_compares_equal_to_its_saved_copy(tmp_path):
+    demo = load_digits_demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profile = pyguard.calibrate(str(demo.model_path), demo.x_calib[:200], detector="fused")
+    profile.save(tmp_path / "p.json")
+    loaded = pyguard.GuardProfile.load(tmp_path / "p.json")
+    assert loaded == profile
+    loaded.fused.threshold += 1.0
+    assert loaded != profile
