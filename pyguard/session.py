@@ -285,7 +285,8 @@ class InferenceSession(_OrtSession):
     fixed dimensions: :class:`InputError`). Samples with NaN/Inf are flagged ``"non_finite"`` and values
     outside the profile's input range ``"input_range"``; like a squeeze detection, these raise
     :class:`AdversarialInputError` under ``action="reject"``. The report of the calling thread's last run
-    is :attr:`last_report`.
+    is :attr:`last_report` (in monitor mode without telemetry or audit, a plain ``run`` leaves it to be
+    assembled when first read; its ``timings["total"]`` is then the run's own time).
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, *,
