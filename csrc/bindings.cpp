@@ -7,7 +7,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -120,6 +122,59 @@ void nl_means_u8(const carray<uint8_t> &x, carray<uint8_t> &out, size_t search, 
 
 } // namespace nl_means_binding
 
+namespace session_binding {
+
+// The (nonfinite, out_of_range) per-sample counts of a guarded session's input as two new (N,) int64 arrays;
+// out_of_range stays 0 when the input's range is unknown (ranged = false).
+py::tuple count_arrays(const std::vector<CheckCounts> &counts, bool ranged) {
+    carray<int64_t> nonfinite(static_cast<py::ssize_t>(counts.size()));
+    carray<int64_t> out_of_range(static_cast<py::ssize_t>(counts.size()));
+    int64_t *a = output_ptr(nonfinite), *b = output_ptr(out_of_range);
+    for (size_t s = 0; s < counts.size(); ++s) {
+        a[s] = counts[s].nonfinite;
+        b[s] = ranged ? counts[s].out_of_range : 0;
+    }
+    return py::make_tuple(nonfinite, out_of_range);
+}
+
+void require_samples(size_t samples, size_t have) {
+    if (samples == 0 || have % samples != 0) throw std::invalid_argument("bad sample count");
+}
+
+// One guarded run's verdict: flagged = non-finite or out-of-range input, or (channels > 0) an activation
+// score above tolerance, where the score of a sample is the max of its `channels` monitor values
+// (minmax_f32, NaN propagating) with NaN scored +inf. Returns (flagged, scores or None, flagged count).
+py::tuple verdict(const carray<int64_t> &nonfinite, const carray<int64_t> &out_of_range, const carray<float> &excess,
+                  size_t channels, float tolerance, const std::string &isa) {
+    const size_t samples = count(nonfinite);
+    if (samples == 0 || count(out_of_range) != samples) throw std::invalid_argument("count arrays differ in size");
+    if (channels != 0 && (count(excess) / channels != samples || count(excess) % channels != 0))
+        throw std::invalid_argument("excess must hold samples * channels values");
+    const Isa chosen = parse_isa(isa);
+    carray<bool> flagged(static_cast<py::ssize_t>(samples));
+    bool *flags = output_ptr(flagged);
+    const int64_t *nf = input_ptr(nonfinite), *oor = input_ptr(out_of_range);
+    size_t hits = 0;
+    if (channels == 0) {
+        for (size_t s = 0; s < samples; ++s) hits += (flags[s] = nf[s] > 0 || oor[s] > 0);
+        return py::make_tuple(flagged, py::none(), hits);
+    }
+    carray<float> scores(static_cast<py::ssize_t>(samples));
+    float *score = output_ptr(scores);
+    std::vector<float> mins(samples);
+    {
+        py::gil_scoped_release release;
+        minmax_f32(input_ptr(excess), StatsLayout{samples, 1, 1, channels}, mins.data(), score, chosen);
+    }
+    for (size_t s = 0; s < samples; ++s) {
+        if (std::isnan(score[s])) score[s] = std::numeric_limits<float>::infinity();
+        hits += (flags[s] = nf[s] > 0 || oor[s] > 0 || score[s] > tolerance);
+    }
+    return py::make_tuple(flagged, scores, hits);
+}
+
+} // namespace session_binding
+
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyguard native core: SIMD kernels for input checks, feature squeezing and activation ranges";
     m.def("supported_isas", &supported_isa_names, "ISA variants this CPU and build can run, best last");
@@ -193,6 +248,50 @@ PYBIND11_MODULE(_core, m) {
         py::arg("out_of_range").noconvert(), py::arg("off_grid").noconvert(), py::arg("isa"),
         "Per-sample counts of uint8 values outside [lo, hi] (nonfinite and off_grid stay 0)");
     // ---- checks (end) ----
+
+    // ---- session (begin) ----
+    // The per-call work of a guarded session's common run (pyguard/session.py, _FastPath): new arrays
+    // are allocated here so the run makes two native calls and no NumPy calls.
+    m.def(
+        "session_counts_f32",
+        [](const carray<float> &x, size_t samples, float lo, float hi, bool ranged, const std::string &isa) {
+            session_binding::require_samples(samples, count(x));
+            const Isa chosen = parse_isa(isa);
+            CheckParams p;
+            p.lo = lo;
+            p.hi = hi;
+            p.grid = false;
+            p.scale = 0.0f;
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_f32(input_ptr(x), samples, count(x) / samples, p, counts.data(), chosen);
+            }
+            return session_binding::count_arrays(counts, ranged);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("ranged"),
+        py::arg("isa"), "(nonfinite, out_of_range) per-sample counts of float32 x (out_of_range 0 unless ranged)");
+    m.def(
+        "session_counts_u8",
+        [](const carray<uint8_t> &x, size_t samples, int lo, int hi, const std::string &isa) {
+            session_binding::require_samples(samples, count(x));
+            if (lo < 0 || hi > 255 || lo > hi) throw std::invalid_argument("uint8 bounds must satisfy 0 <= lo <= hi <= 255");
+            const Isa chosen = parse_isa(isa);
+            std::vector<CheckCounts> counts(samples);
+            {
+                py::gil_scoped_release release;
+                sample_checks_u8(input_ptr(x), samples, count(x) / samples, static_cast<uint8_t>(lo),
+                                 static_cast<uint8_t>(hi), counts.data(), chosen);
+            }
+            return session_binding::count_arrays(counts, true);
+        },
+        py::arg("x").noconvert(), py::arg("samples"), py::arg("lo"), py::arg("hi"), py::arg("isa"),
+        "(nonfinite, out_of_range) per-sample counts of uint8 x (nonfinite is 0)");
+    m.def("session_verdict", &session_binding::verdict, py::arg("nonfinite").noconvert(),
+          py::arg("out_of_range").noconvert(), py::arg("excess").noconvert(), py::arg("channels"),
+          py::arg("tolerance"), py::arg("isa"),
+          "(flagged, activation scores or None, flagged count) of one guarded run");
+    // ---- session (end) ----
 
     // ---- stats (begin) ----
     m.def(

@@ -78,3 +78,14 @@ def nl_means_u8(
 ) -> None:
     """Non-local means on (N, H, W, C) uint8, C = 1 (gray) or 3 (CIELAB: L with h, ab with h_color)."""
 # ---- nl_means (end) ----
+
+# ---- session ----
+# The per-call work of a guarded session's common run (pyguard/session.py, _FastPath).
+def session_counts_f32(
+    x: npt.NDArray[np.float32], samples: int, lo: float, hi: float, ranged: bool, isa: str
+) -> tuple[I64, I64]: ...
+def session_counts_u8(x: U8, samples: int, lo: int, hi: int, isa: str) -> tuple[I64, I64]: ...
+def session_verdict(
+    nonfinite: I64, out_of_range: I64, excess: F32, channels: int, tolerance: float, isa: str
+) -> tuple[npt.NDArray[np.bool_], F32 | None, int]: ...
+# ---- session (end) ----

@@ -470,3 +470,165 @@ def test_every_squeezer_on_every_layout(spec, layout, dtype):
     p0 = plain_run(model, {"image": x})[0].astype(np.float64)
     p1 = plain_run(model, {"image": _direct_squeeze(spec, x, layout)})[0].astype(np.float64)
     np.testing.assert_allclose(report.scores["squeeze"], np.abs(p0 - p1).sum(axis=1), rtol=1e-6, atol=1e-9)
+
+
+# ---- the fast path (the common call: one contiguous input, no squeeze detector) ----------------------------
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return np.ascontiguousarray(load_digits().images.astype(np.float32)[:, None] / 16.0)
+
+
+@pytest.fixture(scope="module")
+def fast_cases(digits):
+    """name -> (model, profile or None, feeds): every kind of check the fast path makes."""
+    from graphs import residual_cnn
+
+    residual = residual_cnn().SerializeToString()
+    u8_model = models.classifier(dtype=TensorProto.UINT8, outputs=("probs", "logits"))
+    u8_data = models.images(40, dtype=np.uint8)
+    clean = digits[600:640].copy()
+    loud = clean.copy()
+    loud[3] *= 40  # activations and input range
+    nan = clean.copy()
+    nan[5, 0, 2, 2] = np.nan
+    above = clean.copy()
+    above[7, 0, 0, 0] = 1.0001
+    digit_feeds = {"clean": clean, "loud": loud, "nan": nan, "above": above, "one": clean[:1].copy()}
+    monitor = pyguard.calibrate(residual, digits[:600], squeezers=(), activations=True,
+                                activation_budget=None)
+    range_only = pyguard.calibrate(residual, digits[:600], squeezers=(), activations=False)
+    u8_profile = pyguard.calibrate(u8_model, u8_data[:30], squeezers=(), activations=False, fpr=0.1)
+    u8_feeds = {"clean": u8_data[30:], "one": u8_data[30:31].copy()}
+    return {"sanity": (residual, None, digit_feeds), "monitor": (residual, monitor, digit_feeds),
+            "range_only": (residual, range_only, digit_feeds), "u8_range": (u8_model, u8_profile, u8_feeds),
+            "u8_sanity": (u8_model, None, u8_feeds)}
+
+
+def general_path(sess):
+    sess._fast = None  # the same session, made to take the general path
+    return sess
+
+
+def assert_same_report(got, want) -> None:
+    assert got.flagged.dtype == want.flagged.dtype and got.flagged.tolist() == want.flagged.tolist()
+    assert got.reasons == want.reasons and got.threshold == want.threshold and got.action == want.action
+    assert list(got.scores) == list(want.scores)
+    for key, value in want.scores.items():
+        assert same_bits(np.asarray(got.scores[key]), np.asarray(value)), key
+    assert list(got.timings) == list(want.timings)
+
+
+@pytest.mark.parametrize("case", ["sanity", "monitor", "range_only", "u8_range", "u8_sanity"])
+def test_fast_path_gives_the_general_paths_outputs_and_report(case, fast_cases):
+    from pyguard.session import _PendingReport
+
+    model, profile, feeds = fast_cases[case]
+    fast = pyguard.InferenceSession(model, profile=profile)
+    general = general_path(pyguard.InferenceSession(model, profile=profile))
+    assert fast._fast is not None
+    name = fast.get_inputs()[0].name
+    last_output = [fast.get_outputs()[-1].name]
+    for label, x in feeds.items():
+        feed = {name: x}
+        want, want_report = general.run_with_report(None, feed)
+        got, got_report = fast.run_with_report(None, feed)
+        assert len(got) == len(want) and all(same_bits(a, b) for a, b in zip(got, want)), label
+        assert_same_report(got_report, want_report)
+        assert fast.last_report is got_report
+        got = fast.run(None, feed)
+        assert type(fast._local.report) is _PendingReport  # built when read, then kept
+        assert all(same_bits(a, b) for a, b in zip(got, want))
+        assert_same_report(fast.last_report, want_report)
+        assert fast.last_report is fast.last_report
+        assert same_bits(fast.run(last_output, feed)[0], want[-1])
+        assert_same_report(fast.last_report, want_report)
+    if case == "monitor":
+        assert fast.last_report.scores["activation_range"].shape == (1,)
+        assert "activation_range" in fast.run_with_report(None, {name: feeds["loud"]})[1].reasons[3]
+
+
+def test_calls_the_fast_path_leaves_to_the_general_path(fast_cases):
+    from pyguard.report import GuardReport
+
+    model, profile, feeds = fast_cases["monitor"]
+    sess = pyguard.InferenceSession(model, profile=profile)
+    general = general_path(pyguard.InferenceSession(model, profile=profile))
+    x = feeds["nan"]
+    strided = np.repeat(x, 2, axis=0)[::2]
+    assert not strided.flags.c_contiguous
+    for feed in ({"input": strided}, _DictFeed(input=x)):
+        got = sess.run(None, feed)
+        assert type(sess._local.report) is GuardReport  # the general path builds it at once
+        assert_same_report(sess.last_report, general.run_with_report(None, dict(feed))[1])
+        assert same_bits(got[0], general.run(None, dict(feed))[0])
+    for bad, match in (({"input": x.astype(np.float64)}, "dtype"), ({"input": x[:, :, :4]}, "shape"),
+                       ({"input": x[0]}, "dimensions"), ({"image": x}, "unknown input"),
+                       ({"input": x, "extra": x}, "unknown input"), ({}, "missing")):
+        with pytest.raises(pyguard.InputError, match=match):
+            sess.run(None, bad)
+    with pytest.raises(pyguard.InputError, match="unknown output"):
+        sess.run(["nope"], {"input": x})
+
+
+class _DictFeed(dict):
+    """A dict subclass: the fast path takes plain dicts only."""
+
+
+def test_fast_path_reject_and_telemetry(fast_cases, tmp_path):
+    from pyguard.telemetry import Telemetry
+
+    model, profile, feeds = fast_cases["monitor"]
+    sess = pyguard.InferenceSession(model, profile=profile, action="reject")
+    assert len(sess.run(None, {"input": feeds["clean"][:2]})) == 1
+    with pytest.raises(pyguard.AdversarialInputError) as err:
+        sess.run(None, {"input": feeds["loud"]})
+    assert err.value.report is sess.last_report and "activation_range" in err.value.report.reasons[3]
+    telemetry = Telemetry()
+    counted = pyguard.InferenceSession(model, profile=profile, telemetry=telemetry)
+    counted.run(None, {"input": feeds["loud"]})
+    counted.run(None, {"input": feeds["clean"]})
+    assert type(counted._local.report) is pyguard.GuardReport  # the hooks see the report at once
+    assert telemetry.snapshot()["samples"] == 2 * len(feeds["clean"])
+
+
+def test_a_pending_report_does_not_keep_the_session_alive(fast_cases):
+    import weakref
+
+    model, profile, feeds = fast_cases["monitor"]
+    sess = pyguard.InferenceSession(model, profile=profile)
+    sess.run(None, {"input": feeds["clean"]})
+    ref = weakref.ref(sess)
+    del sess
+    assert ref() is None
+
+
+def test_calibration_without_squeezers_still_checks_the_input_range():
+    with pytest.raises(pyguard.ConfigError, match="outside input_range"):
+        pyguard.calibrate(models.classifier(), models.images(20) * 255, fpr=0.1, squeezers=(),
+                          input_range=(0, 1), activations=False)
+
+
+def test_native_verdict_matches_the_monitor_check(fast_cases, isa):
+    from pyguard import _core
+
+    monitor = fast_cases["monitor"][1].activations.monitor
+    k = monitor.score_hi.size
+    rng = np.random.default_rng(3)
+    excess = (rng.normal(size=(64, k)) * max(monitor.tolerance, 1e-3) * 2).astype(np.float32)
+    excess[3, 5] = np.nan
+    excess[4, :] = -0.0
+    excess[5, -1] = np.inf
+    nonfinite, out_of_range = np.zeros(64, np.int64), np.zeros(64, np.int64)
+    nonfinite[7], out_of_range[8] = 2, 1
+    flagged, scores, hits = _core.session_verdict(nonfinite, out_of_range, excess, k, monitor.tolerance, isa)
+    want_flags, want_scores = monitor.check(excess)
+    assert same_bits(scores, want_scores) and np.isinf(scores[3])
+    assert flagged.tolist() == (want_flags | (nonfinite > 0) | (out_of_range > 0)).tolist()
+    assert hits == flagged.sum() > 2
+    flagged, scores, hits = _core.session_verdict(nonfinite, out_of_range, excess, 0, 0.0, isa)
+    assert scores is None and hits == 2
+    assert flagged.tolist() == ((nonfinite > 0) | (out_of_range > 0)).tolist()
+    with pytest.raises(ValueError):
+        _core.session_verdict(nonfinite, out_of_range, excess[:, :-1].copy(), k, 0.0, isa)
