@@ -163,12 +163,17 @@ def sessions(request):
         profile = pyguard.calibrate(path, calib, squeezers=(), batch_size=8, sess_options=so,
                                     activations=True)
     plain = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    hardened = ort.InferenceSession(harden(path, profile).SerializeToString(), so,
+    def hardened_session(**kw):
+        return ort.InferenceSession(harden(path, profile, **kw).SerializeToString(), so,
                                     providers=["CPUExecutionProvider"])
+
+    hardened = hardened_session()
     guarded = pyguard.InferenceSession(path, so, ["CPUExecutionProvider"], profile=profile)
     sanity = pyguard.InferenceSession(path, so, ["CPUExecutionProvider"])  # the session's own checks only
     return {"name": request.param, "input": plain.get_inputs()[0].name, "plain": plain, "guarded": guarded,
-            "hardened": hardened, "sanity": sanity, "profile": profile}
+            "hardened": hardened, "sanity": sanity, "profile": profile,
+            "hardened_fused": hardened_session(placement="fused"),
+            "hardened_zero": hardened_session(mode="zero")}
 
 
 def _run(sess, feed):
@@ -191,7 +196,8 @@ def cpu_ms(sessions, image_nchw):
     import time
 
     feed = {sessions["input"]: image_nchw}
-    fns = {k: _run(sessions[k], feed) for k in ("plain", "guarded", "hardened", "sanity")}
+    fns = {k: _run(sessions[k], feed)
+           for k in ("plain", "guarded", "hardened", "sanity", "hardened_fused", "hardened_zero")}
     fns["guarded_report"] = _run_and_read_report(sessions["guarded"], feed)
     for fn in fns.values():
         fn()
@@ -271,3 +277,27 @@ def test_restriction(benchmark, sessions, image_nchw, cpu_ms):
     _tag_cpu(benchmark, f"{sessions['name']} restriction (harden)", "ours", cpu_ms["hardened"],
              goal_max=RESTRICT_GOAL, goal=round(1 / RESTRICT_GOAL, 4))
     benchmark(_run(sessions["hardened"], {sessions["input"]: image_nchw}))
+
+
+def test_plain_for_restriction_fused(benchmark, sessions, image_nchw, cpu_ms):
+    _tag_cpu(benchmark, f"{sessions['name']} restriction, placement='fused'", "anchor", cpu_ms["plain"])
+    benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
+
+
+def test_restriction_fused(benchmark, sessions, image_nchw, cpu_ms):
+    """Clamps only where onnxruntime fuses them into the convolution (plus the last tensor)."""
+    _tag_cpu(benchmark, f"{sessions['name']} restriction, placement='fused'", "ours",
+             cpu_ms["hardened_fused"], goal_max=RESTRICT_GOAL, goal=round(1 / RESTRICT_GOAL, 4))
+    benchmark(_run(sessions["hardened_fused"], {sessions["input"]: image_nchw}))
+
+
+def test_plain_for_restriction_zero(benchmark, sessions, image_nchw, cpu_ms):
+    _tag_cpu(benchmark, f"{sessions['name']} restriction, mode='zero' (cost only)", "anchor", cpu_ms["plain"])
+    benchmark(_run(sessions["plain"], {sessions["input"]: image_nchw}))
+
+
+def test_restriction_zero(benchmark, sessions, image_nchw, cpu_ms):
+    """Zero mode (NaN and far-out values -> 0): what its fault containment costs; no speed goal."""
+    _tag_cpu(benchmark, f"{sessions['name']} restriction, mode='zero' (cost only)", "ours",
+             cpu_ms["hardened_zero"], goal_max=None)
+    benchmark(_run(sessions["hardened_zero"], {sessions["input"]: image_nchw}))

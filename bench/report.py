@@ -47,7 +47,8 @@ def table(results: dict) -> str:
     """Rows compare "ours" with the "anchor" benchmarks of the same target.
 
     Optional extra_info: ``goal`` = the anchor/ours ratio to reach (higher is better); ``goal_max`` = the
-    ours/anchor ratio not to exceed (overheads: lower is better), shown as "ours/anchor"; ``value`` with
+    ours/anchor ratio not to exceed (overheads: lower is better), shown as "ours/anchor" (``goal_max=None``:
+    an overhead reported without a goal); ``value`` with
     ``unit`` = a measured quantity compared instead of the median time (e.g. peak RSS)."""
     rows = defaultdict(dict)
     for bench in results["benchmarks"]:
@@ -68,10 +69,11 @@ def table(results: dict) -> str:
             for anchor_name, anchor, anchor_info in roles.get("anchor", []):
                 if "goal_max" in info:
                     overhead, limit = ours / anchor, info["goal_max"]
+                    goal_s, met = ("", "") if limit is None else (f"<= {limit}x", "yes" if overhead <= limit
+                                                                  else "NO")
                     lines.append(f"| {target} | {anchor_name.removeprefix('test_')} | "
                                  f"{fmt_value(anchor, anchor_info)} | {fmt_value(ours, info)} | "
-                                 f"{overhead:.3f}x ours/anchor{_interleaved(info)} | <= {limit}x | "
-                                 f"{'yes' if overhead <= limit else 'NO'} |")
+                                 f"{overhead:.3f}x ours/anchor{_interleaved(info)} | {goal_s} | {met} |")
                     continue
                 ratio = anchor / ours
                 goal = info.get("goal")

@@ -266,7 +266,9 @@ class InferenceSession(_OrtSession):
             outputs of their squeezed input, the profile's purifier).
         restrict_activations: clamp every profiled activation to its clean range (Ranger, see
             :func:`pyguard.harden`); ``"fused"`` clamps only where onnxruntime fuses the clamp into the
-            convolution (no extra cost). Needs a profile calibrated with ``activations``. Outputs then differ
+            convolution (no extra cost); ``"zero"`` uses harden's zero mode (NaN, +-Inf and far-out values
+            become 0: contains far more faults, costs extra passes). Needs a profile calibrated with
+            ``activations``. Outputs then differ
             from onnxruntime's wherever an activation left its range, which is the point.
         guard_mode: ``"auto"`` (default: ``"graph"`` when the first provider is not the CPU provider and the
             profile's squeezers have a standard-operator form), ``"native"`` (pyguard's kernels on the host)
