@@ -67,6 +67,7 @@ XI_RANGE = (0.0, 0.5)
 CLUSTERS_PER_FOLD = 2  # content pseudo-groups: k = CLUSTERS_PER_FOLD * folds
 REPEATS = 5  # random and content foldings pooled by the default calibration
 KMEANS_ITERATIONS = 100
+KMEANS_SAMPLE = 4096  # rows the k-means centres are fitted on (all rows are then assigned)
 FOLDINGS = ("random", "groups", "content")
 
 
@@ -262,8 +263,15 @@ def kmeans(z: np.ndarray, k: int, seed: int = 0, iterations: int = KMEANS_ITERAT
     """Cluster label of each row of ``z``: seeded k-means++ start, then Lloyd iterations.
 
     Fewer than ``k`` clusters come back when ``z`` has fewer distinct rows (a centre is never duplicated).
+    Beyond KMEANS_SAMPLE rows the centres are fitted on a seeded sample of that many rows and every row is
+    then assigned to its nearest centre (a 50 000-sample calibration set: 0.3 s instead of 3 s per run).
     """
     z = np.asarray(z, dtype=np.float64)
+    if len(z) > KMEANS_SAMPLE:
+        sample = np.random.default_rng(seed).choice(len(z), KMEANS_SAMPLE, replace=False)
+        fitted = z[sample]
+        labels = kmeans(fitted, k, seed, iterations)
+        return nearest(z, np.array([fitted[labels == j].mean(axis=0) for j in np.unique(labels)]))
     rng = np.random.default_rng(seed)
     centres = [z[rng.integers(len(z))]]
     d2 = ((z - centres[0]) ** 2).sum(axis=1)
@@ -273,12 +281,22 @@ def kmeans(z: np.ndarray, k: int, seed: int = 0, iterations: int = KMEANS_ITERAT
     c = np.array(centres)
     labels = np.zeros(len(z), np.int64)
     for _ in range(iterations):
-        labels = np.argmin(((z[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
+        labels = nearest(z, c)
         new = np.array([z[labels == j].mean(axis=0) if (labels == j).any() else c[j] for j in range(len(c))])
         if np.array_equal(new, c):
             break
         c = new
     return labels
+
+
+def nearest(z: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Index of the nearest centre (squared Euclidean distance) of each row, in chunks of rows."""
+    out = np.empty(len(z), np.int64)
+    for start in range(0, len(z), chunk):
+        part = z[start : start + chunk]
+        distance = ((part[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        out[start : start + chunk] = np.argmin(distance, axis=1)
+    return out
 
 
 def content_foldings(

@@ -215,6 +215,9 @@ def test_kmeans_finds_separated_clusters_and_is_seeded():
     pairs = {(int(a), int(b)) for a, b in zip(truth, labels)}
     assert len(pairs) == 4 and len({b for _, b in pairs}) == 4  # a one-to-one match with the true clusters
     np.testing.assert_array_equal(fusion.kmeans(z, 4, seed=0), labels)
+    big_truth = np.repeat(np.arange(4), fusion.KMEANS_SAMPLE // 4 + 100)  # centres fitted on a sample
+    big = fusion.kmeans(centres[big_truth] + rng.standard_normal((big_truth.size, 2)) * 0.5, 4, seed=0)
+    assert len({(int(a), int(b)) for a, b in zip(big_truth, big)}) == 4 and np.unique(big).size == 4
     assert np.unique(fusion.kmeans(np.ones((30, 3)), 5)).size == 1  # identical rows: one cluster
     assert np.unique(fusion.kmeans(np.repeat([[0.0], [1.0]], 15, axis=0), 5)).size == 2
 
