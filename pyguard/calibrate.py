@@ -34,7 +34,7 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
               activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
               activation_fpr: float = 0.01, activation_budget: float | None = 0.01,
               detector: str = "squeeze", combine: str = "fisher", screen: float = 0.2,
-              groups: Sequence[Any] | np.ndarray | None = None,
+              groups: Sequence[Any] | np.ndarray | str | None = None,
               fpr_confidence: float | None = None) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
     ``fpr`` of it.
@@ -69,7 +69,11 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         groups: fused detector only: one label per calibration sample (source, site, capture session,
             image region...). The threshold is then cross-fitted over whole groups (like scikit-learn's
             ``GroupKFold``), so it absorbs the variability between groups that a deployment shift brings.
-            Without groups the folds are random (exchangeable data).
+            None (default): the samples are clustered by content (k-means on colour, contrast and gradient
+            energy) and the threshold is fitted on random folds and folds of whole content clusters pooled,
+            so it holds under a moderate content shift and stays conservative (about half the target) on
+            exchangeable data. ``"random"``: random folds only (exchangeable data; the FPR drifts up under
+            shift).
         fpr_confidence: fused detector only: None = the reference rule (FPR at the target on average over
             calibration draws); a number such as 0.9 = the smallest threshold whose FPR on fresh
             exchangeable data is at most ``fpr`` with that probability (finite-sample conformal bound).
@@ -78,6 +82,8 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
     detector = _fused.check_detector(detector)
     if detector != "fused" and (groups is not None or fpr_confidence is not None):
         raise ConfigError("groups and fpr_confidence apply to detector='fused' only")
+    if isinstance(groups, str) and groups != "random":
+        raise ConfigError(f"groups must be None, 'random' or one label per sample, got {groups!r}")
     if fpr_confidence is not None:
         fpr_confidence = check_confidence(fpr_confidence)
     auto_squeezers = squeezers is None and detector == "fused"
@@ -148,7 +154,7 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
         score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
     if detector == "fused":  # ---- fused detector (issue 5): a second pass collects every signal ----
-        if groups is not None:
+        if groups is not None and not isinstance(groups, str):
             groups = np.asarray(groups)
             check_groups(groups, done)
         profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
@@ -180,8 +186,8 @@ def _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
     names = _fused.signal_names(profile.squeezers, acts is not None, _channels(x0, layout))
     sess = InferenceSession(model_bytes, sess_options, providers, profile=profile)
     batches = _batches(data, image, batch_size, _fixed_batch(image))
-    values = _fused.calibration_pass(sess, batches, names, acts, groups)
-    return _fused.fit(values, profile.fpr, combine=combine, screen=screen, groups=groups,
+    clean = _fused.calibration_pass(sess, batches, names, acts, None if isinstance(groups, str) else groups)
+    return _fused.fit(clean, profile.fpr, combine=combine, screen=screen, groups=groups,
                       confidence=confidence)
 
 

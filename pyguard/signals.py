@@ -162,6 +162,22 @@ def _hist_entropy(flat: np.ndarray) -> np.ndarray:
     return -terms.sum(axis=1)
 
 
+def content_descriptor(pixels: np.ndarray, layout: str) -> np.ndarray:
+    """Per-sample content of pixels in [0, 1] for calibration's pseudo-groups
+    (:func:`pyguard.fusion.content_foldings`): per-channel mean and standard deviation and the log mean
+    absolute neighbour difference (gradient energy), ``(N, 2 C + 1)`` float64. Not a detection signal: it
+    groups clean samples by what they show (colour, contrast, texture)."""
+    x = channels_first(pixels, layout).astype(np.float64)
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    gradient = np.zeros(n)
+    if x.shape[2] >= 2:
+        gradient += np.abs(np.diff(x, axis=2)).reshape(n, -1).mean(axis=1)
+    if x.shape[3] >= 2:
+        gradient += np.abs(np.diff(x, axis=3)).reshape(n, -1).mean(axis=1)
+    return np.column_stack([flat.mean(axis=2), flat.std(axis=2), np.log(gradient + 1e-6)])
+
+
 def output_signals(scores: np.ndarray, kind: str) -> dict[str, np.ndarray]:
     """Margin and energy from the model's class scores (``kind``: "logits" or "probabilities")."""
     z = np.asarray(scores, dtype=np.float64).reshape(len(scores), -1)
@@ -181,6 +197,7 @@ __all__ = [
     "OUTPUT_SIGNALS",
     "input_signals",
     "output_signals",
+    "content_descriptor",
     "tail_of",
     "channels_first",
 ]

@@ -5,16 +5,18 @@ every attack's successful examples report detection, ROC-AUC and the clean false
 Wilson interval); the cascade's detection and forwarded share; and the spread of the clean FPR over random
 calibration/test splits of all clean images. Prints markdown tables.
 
-Photos: calibration and test patches come from different column bands of each photo (a spatial shift). With
-``--groups regions`` (the default) the fused detector is calibrated with ``groups=`` = the image region of
-each calibration patch (3 row bands x 2 column bands of the calibration patches' own extent), so its
-threshold is cross-fitted over regions; ``--confidence 0.9`` adds the finite-sample bound. The spread under
+Photos: calibration and test patches come from different column bands of each photo (a spatial shift).
+``--groups default`` (the default) calibrates the fused detector as a user would, without groups (random and
+content-cluster foldings pooled, see :mod:`pyguard.fusion`); ``--groups random`` uses random folds only;
+``--groups regions`` passes ``groups=`` = the image region of each calibration patch (3 row bands x 2 column
+bands of the calibration patches' own extent), so the threshold is cross-fitted over regions;
+``--confidence 0.9`` adds the finite-sample bound. The spread under
 shift is measured over six region assignments of all clean patches (calibrate on one part, test on the
 other: the two column bands either way round, top/bottom halves either way, interleaved column quarters
 either way).
 
     python tools/fused_eval.py [--splits 20] [--sets digits,photos] [--combine fisher,min_p]
-                               [--groups regions|none] [--confidence 0.9]
+                               [--groups default|random|regions] [--confidence 0.9]
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def fused_rule(args, pos):
         rule["fpr_confidence"] = args.confidence
     if args.groups == "regions" and pos is not None:
         rule["groups"] = region_groups(*pos)
+    elif args.groups == "random":
+        rule["groups"] = "random"
     return rule
 
 
@@ -112,7 +116,8 @@ def evaluate(set_name, combine, args):
     xu = calibrate(demo, "squeeze", XU[set_name])
     fused = calibrate(demo, "fused", combine=combine, rule=rule)
     print(
-        f"\n## {set_name} ({combine}; groups: {len(np.unique(rule.get('groups', [])))}, "
+        f"\n## {set_name} ({combine}; folding: {fused.fused.folding}, "
+        f"groups/clusters: {fused.fused.n_groups}, "
         f"fpr_confidence: {args.confidence}): fused squeezers chosen from clean data: {fused.squeezers}; "
         f"signals: {list(fused.fused.signals)}"
     )
@@ -257,7 +262,7 @@ def main():
     ap.add_argument("--sets", default="digits,photos")
     ap.add_argument("--combine", default="fisher")
     ap.add_argument("--splits", type=int, default=20)
-    ap.add_argument("--groups", choices=("regions", "none"), default="regions")
+    ap.add_argument("--groups", choices=("default", "random", "regions"), default="default")
     ap.add_argument("--confidence", type=float, default=None)
     args = ap.parse_args()
     for s in args.sets.split(","):
