@@ -42,6 +42,13 @@ def _session_options(threads: int):
 
 
 # ---- calibrate ---------------------------------------------------------------------------------------------
+def _groups(value: str | None):
+    """--groups: None, the word 'random', or a .npy of per-sample labels."""
+    if value is None or value == "random":
+        return value
+    return _load_array(value)
+
+
 def cmd_calibrate(args) -> int:
     from ._progress import Progress
     from .calibrate import calibrate
@@ -56,7 +63,7 @@ def cmd_calibrate(args) -> int:
         profile = calibrate(
             args.model, data, squeezers=_squeezer_list(args.squeezers) if args.squeezers else None,
             fpr=args.fpr, detector=args.detector, combine=args.combine,
-            groups=_load_array(args.groups) if args.groups else None, fpr_confidence=args.fpr_confidence,
+            groups=_groups(args.groups), fpr_confidence=args.fpr_confidence,
             input_name=args.input_name, output_name=args.output_name, batch_size=args.batch_size,
             input_range=tuple(args.range) if args.range else None, normalization=normalization,
             layout=args.layout, sess_options=_session_options(args.threads), progress=progress,
@@ -400,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--detector fused: how p-values are combined (default fisher)")
     c.add_argument("--groups", default=None,
                    help="--detector fused: .npy with one group label per sample (source, site, session, "
-                        "image region); the threshold is cross-fitted over whole groups so it holds under "
-                        "the shift between them")
+                        "image region): the threshold is cross-fitted over whole groups so it holds under "
+                        "the shift between them; 'random' = random folds only (exchangeable data); default: "
+                        "random folds pooled with folds of whole content clusters")
     c.add_argument("--fpr-confidence", type=float, default=None,
                    help="--detector fused: probability that the FPR on fresh data stays at most --fpr "
                         "(finite-sample bound; default: the FPR is at the target on average)")

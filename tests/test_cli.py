@@ -86,6 +86,9 @@ def test_calibrate_fused_with_groups_and_confidence(files, capsys):
     assert "fused detector:" in capsys.readouterr().out
     fused = pyguard.GuardProfile.load(out_path).fused
     assert fused.n_groups == 4 and fused.confidence == 0.9
+    assert main([*args, "--groups", "random"]) == 0
+    assert pyguard.GuardProfile.load(out_path).fused.folding == "random"
+    capsys.readouterr()
     np.save(files / "few_groups.npy", np.zeros(200, np.int64))
     assert main([*args, "--groups", str(files / "few_groups.npy")]) == 2
     assert "at least two distinct labels" in capsys.readouterr().err
