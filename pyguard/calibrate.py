@@ -18,7 +18,7 @@ from .fusion import check_confidence, check_groups
 from .metrics import check_fpr, threshold_at_fpr
 from .profile import GuardProfile, InputSpec, model_sha256, now_iso
 from .session import InferenceSession, _is_dynamic
-from .squeezers import MODEL_LAYOUTS, parse_all
+from .squeezers import MODEL_LAYOUTS, Squeezer, parse_all
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 1.0)
 _CHANNEL_SIZES = (1, 3, 4)
@@ -33,7 +33,7 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
               progress: Callable[[int, int | None], None] | None = None,
               activations: bool | Sequence[str] | None = None, activation_preset: str = "ranger",
               activation_fpr: float = 0.01, activation_budget: float | None = 0.01,
-              detector: str = "squeeze", combine: str = "fisher", screen: float = 0.2,
+              detector: str | None = None, combine: str = "fisher", screen: float = 0.2,
               groups: Sequence[Any] | np.ndarray | str | None = None,
               fpr_confidence: float | None = None) -> GuardProfile:
     """Run the model on clean data and return a :class:`GuardProfile` whose threshold flags a fraction
@@ -58,9 +58,11 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
             ``activation_fpr``: target false-flag rate of the activation check; ``activation_budget``: the
             allowed overhead of the check as a fraction of plain inference time (default 0.01; None =
             check every profiled tensor).
-        detector: ``"squeeze"`` (Xu et al.'s feature squeezing: max squeeze distance over a threshold) or
-            ``"fused"`` (every signal calibrated to a p-value and combined, see :mod:`pyguard.fused`; the
-            profile also keeps Xu's threshold). ``combine``: ``"fisher"`` or ``"min_p"``; ``screen``: share
+        detector: ``"fused"`` (the default: every signal calibrated to a p-value and combined, see
+            :mod:`pyguard.fused`; the profile also keeps Xu's threshold; native guard mode only) or
+            ``"squeeze"`` (Xu et al.'s feature squeezing: max squeeze distance over a threshold; also runs
+            in graph mode, on the device). With ``squeezers=()`` the default is a sanity-check-only profile.
+            ``combine``: ``"fisher"`` or ``"min_p"``; ``screen``: share
             of clean traffic the cascade (``InferenceSession(..., cascade=True)``) forwards to the squeezed
             passes.
         squeezers: None = ``("bit_depth:1", "median:2")`` for ``"squeeze"``; for ``"fused"``, chosen per
@@ -79,6 +81,12 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
             exchangeable data is at most ``fpr`` with that probability (finite-sample conformal bound).
     """
     fpr = check_fpr(fpr)
+    if isinstance(squeezers, (str, Squeezer)):
+        squeezers = [squeezers]
+    elif squeezers is not None:
+        squeezers = list(squeezers)
+    if detector is None:  # an explicit empty squeezer list asks for sanity checks only, as it always did
+        detector = "fused" if squeezers is None or squeezers else "squeeze"
     detector = _fused.check_detector(detector)
     if detector != "fused" and (groups is not None or fpr_confidence is not None):
         raise ConfigError("groups and fpr_confidence apply to detector='fused' only")

@@ -222,7 +222,7 @@ def bench_model(label: str, model: str, *, squeezers: list[str], shape_arg=None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 8 random samples only time the detector; the threshold is moot
         profile = calibrate(model, calib, squeezers=squeezers, fpr=0.125, input_name=image.name,
-                            batch_size=shape[0], sess_options=so)
+                            batch_size=shape[0], sess_options=so, detector="squeeze")
     sanity = InferenceSession(model, so, providers=["CPUExecutionProvider"])
     guarded = InferenceSession(model, so, providers=["CPUExecutionProvider"], profile=profile)
     feed = {image.name: x}
@@ -400,9 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated (default {CALIBRATE_SQUEEZERS} for --detector squeeze, as "
                         "pyguard.calibrate; chosen from the clean data for --detector fused; the paper uses "
                         "bit_depth:5,median:2 for ImageNet-sized colour images)")
-    c.add_argument("--detector", choices=("squeeze", "fused"), default="squeeze",
-                   help="squeeze: Xu et al.'s feature squeezing; fused: every signal calibrated to a p-value "
-                        "and combined (see pyguard.fused)")
+    c.add_argument("--detector", choices=("squeeze", "fused"), default=None,
+                   help="fused (default): every signal calibrated to a p-value and combined (see "
+                        "pyguard.fused); squeeze: Xu et al.'s feature squeezing, which also runs in graph "
+                        "mode on the device")
     c.add_argument("--combine", choices=("fisher", "min_p"), default="fisher",
                    help="--detector fused: how p-values are combined (default fisher)")
     c.add_argument("--groups", default=None,

@@ -15,7 +15,7 @@ def model_and_profile(size: int = 16) -> tuple[bytes, pyguard.GuardProfile]:
     """A 16x16 NCHW classifier (dynamic batch, probabilities out) calibrated on 96 smooth images."""
     model = classifier(size=size, outputs=("probs",))
     profile = pyguard.calibrate(model, images(96, size=size, seed=1), squeezers=("bit_depth:3", "median:2"),
-                                fpr=0.1)
+                                fpr=0.1, detector="squeeze")
     return model, profile
 
 

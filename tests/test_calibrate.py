@@ -70,7 +70,7 @@ def model():
 
 def test_threshold_is_the_rule_on_the_session_scores(model):
     data = models.images(300, seed=5)
-    profile = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.05, batch_size=64)
+    profile = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.05, batch_size=64, detector="squeeze")
     sess = pyguard.InferenceSession(model, profile=profile)
     _, report = sess.run_with_report(None, {"image": data})
     assert profile.threshold == threshold_at_fpr(report.scores["squeeze"], 0.05)
@@ -84,7 +84,8 @@ def test_threshold_is_the_rule_on_the_session_scores(model):
 def test_measured_fpr_on_held_out_clean_data_is_within_a_binomial_interval(model):
     fpr = 0.05
     calib, held_out = models.images(4000, seed=11), models.images(3000, seed=12)
-    profile = pyguard.calibrate(model, calib, squeezers=SQUEEZERS, fpr=fpr, batch_size=500)
+    profile = pyguard.calibrate(model, calib, squeezers=SQUEEZERS, fpr=fpr, batch_size=500,
+                                detector="squeeze")
     sess = pyguard.InferenceSession(model, profile=profile)
     flagged = sum(int(sess.run_with_report(None, {"image": held_out[i:i + 500]})[1].flagged.sum())
                   for i in range(0, len(held_out), 500))
@@ -119,10 +120,11 @@ def test_range_0_255_squeezes_like_range_0_1():
     """Same model on [0, 255] inputs (scaled inside): scores equal those of the [0, 1] model."""
     model = models.classifier()
     data = models.images(30, seed=4)
-    p1 = pyguard.calibrate(model, data, squeezers=("bit_depth:3", "jpeg:60"), fpr=0.1)
+    p1 = pyguard.calibrate(model, data, squeezers=("bit_depth:3", "jpeg:60"), fpr=0.1, detector="squeeze")
     s1 = pyguard.InferenceSession(model, profile=p1).run_with_report(None, {"image": data})[1]
     scaled = models.classifier(denormalize=([0.0] * 3, [1 / 255] * 3))
-    p255 = pyguard.calibrate(scaled, data * 255, squeezers=("bit_depth:3", "jpeg:60"), fpr=0.1)
+    p255 = pyguard.calibrate(scaled, data * 255, squeezers=("bit_depth:3", "jpeg:60"), fpr=0.1,
+                             detector="squeeze")
     s255 = pyguard.InferenceSession(scaled, profile=p255).run_with_report(None, {"image": data * 255})[1]
     assert p255.input.range == (0.0, 255.0)
     np.testing.assert_allclose(s255.scores["squeeze"], s1.scores["squeeze"], atol=1e-3)
@@ -141,7 +143,7 @@ def test_layout_inference():
 def test_fixed_batch_model_pads_the_last_batch():
     model = models.classifier(batch=4)
     data = models.images(10, seed=2)
-    profile = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.1)
+    profile = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.1, detector="squeeze")
     assert profile.n_calibration == 10
     sess = pyguard.InferenceSession(model, profile=profile)
     padded = np.concatenate([data, np.repeat(data[-1:], 2, axis=0)])
@@ -182,9 +184,9 @@ def test_normalization_conventions():
 def test_calibration_error_paths(model, tmp_path):
     data = models.images(20)
     with pytest.raises(pyguard.ConfigError, match="unknown squeezer"):
-        pyguard.calibrate(model, data, squeezers=("blur:3",))
+        pyguard.calibrate(model, data, squeezers=("blur:3",), detector="squeeze")
     with pytest.raises(pyguard.ConfigError, match="duplicate"):
-        pyguard.calibrate(model, data, squeezers=("median:2", "median:2"))
+        pyguard.calibrate(model, data, squeezers=("median:2", "median:2"), detector="squeeze")
     with pytest.raises(pyguard.ConfigError, match="fpr"):
         pyguard.calibrate(model, data, fpr=0.0)
     with pytest.raises(pyguard.ConfigError, match="batch_size"):
@@ -239,7 +241,7 @@ def digits():
 
     demo = load_digits_demo()
     profile = pyguard.calibrate(demo.model_path, demo.x_calib, squeezers=("bit_depth:1", "median:2"),
-                                fpr=0.05)
+                                fpr=0.05, detector="squeeze")
     return demo, pyguard.InferenceSession(str(demo.model_path), profile=profile)
 
 

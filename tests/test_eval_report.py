@@ -26,7 +26,7 @@ def tiny():
     model, x, y = digits_mlp()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        profile = calibrate(model, x[:300], fpr=0.05, input_range=(0.0, 1.0))
+        profile = calibrate(model, x[:300], fpr=0.05, input_range=(0.0, 1.0), detector="squeeze")
     return model, profile, x[300:400], y[300:400]
 
 

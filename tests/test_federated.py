@@ -33,7 +33,8 @@ def _sites(sizes, seed=0):
 
 
 def _template(model, data):
-    return pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=FPR, input_range=(0.0, 1.0))
+    return pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=FPR, input_range=(0.0, 1.0),
+                             detector="squeeze")
 
 
 def _union_scores(model, template, union):
@@ -47,7 +48,7 @@ def test_small_fleet_is_exactly_calibration_on_the_union(model):
     summaries = [summarize(model, x, template, site=f"site{i}") for i, x in enumerate(sites)]
     fleet = template.merge(summaries)
     union = pyguard.calibrate(model, np.concatenate(sites), squeezers=SQUEEZERS, fpr=FPR,
-                              input_range=(0.0, 1.0))
+                              input_range=(0.0, 1.0), detector="squeeze")
     assert fleet.threshold == union.threshold  # n = 123 < k: the sketch holds every score
     assert fleet.n_calibration == union.n_calibration == 123
     assert fleet.purifier == union.purifier
@@ -65,7 +66,8 @@ def test_large_fleet_threshold_is_within_the_stated_rank_error(model, k):
     template = _template(model, sites[0])
     fleet = template.merge([summarize(model, x, template, k=k) for x in sites])
     n = len(union_x)
-    exact = pyguard.calibrate(model, union_x, squeezers=SQUEEZERS, fpr=FPR, input_range=(0.0, 1.0))
+    exact = pyguard.calibrate(model, union_x, squeezers=SQUEEZERS, fpr=FPR, input_range=(0.0, 1.0),
+                              detector="squeeze")
     scores = _union_scores(model, template, union_x)
     eps = fleet.fleet["rank_error"]
     assert 0 < eps < (0.2 if k == 32 else 0.02)
@@ -116,7 +118,7 @@ def test_mismatched_or_malformed_summaries_are_refused(model, tmp_path):
     sites = _sites([60, 60])
     template = _template(model, sites[0])
     other = pyguard.calibrate(model, sites[0], squeezers=("bit_depth:1", "median:2"), fpr=FPR,
-                              input_range=(0.0, 1.0))
+                              input_range=(0.0, 1.0), detector="squeeze")
     mine, theirs = summarize(model, sites[0], template), summarize(model, sites[1], other)
     with pytest.raises(pyguard.ProfileError, match="different"):
         template.merge([mine, theirs])

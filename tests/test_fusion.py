@@ -451,7 +451,7 @@ def test_calibrate_with_groups_and_confidence(digits):
     with pytest.raises(ConfigError, match="groups"):
         _calibrate(digits, x, groups=groups[:-1])
     with pytest.raises(ConfigError, match="fused"):
-        pyguard.calibrate(str(digits.model_path), x, groups=groups)
+        pyguard.calibrate(str(digits.model_path), x, groups=groups, detector="squeeze")
     with pytest.raises(ConfigError, match="confidence"):
         _calibrate(digits, x, fpr_confidence=1.5)
     with pytest.raises(ConfigError, match="groups"):
@@ -486,7 +486,8 @@ def test_errors(digits, fused_profile):
         pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], detector="magic")
     with pytest.raises(ConfigError):
         _calibrate(digits, digits.x_calib[:100], combine="mean")
-    squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:100], activations=False)
+    squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:100], activations=False,
+                                     detector="squeeze")
     with pytest.raises(ConfigError):
         pyguard.InferenceSession(str(digits.model_path), profile=squeeze_only, cascade=True)
     with pytest.raises(ConfigError):
@@ -521,7 +522,8 @@ def test_adaptive_attack_on_fused_signals_stays_in_budget(digits, fused_profile)
     x_adv = adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, fused_profile, sess, eps=0.1, steps=2)
     assert x_adv.shape == x.shape and np.abs(x_adv - x).max() <= 0.1 + 1e-6
     with pytest.raises(ValueError):
-        squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], activations=False)
+        squeeze_only = pyguard.calibrate(str(digits.model_path), digits.x_calib[:50], activations=False,
+                                         detector="squeeze")
         adaptive_fused_pgd(to_torch(str(digits.model_path)), x, y, squeeze_only, sess, eps=0.1, steps=1)
 
 
@@ -546,3 +548,19 @@ def test_a_fused_profile_compares_equal_to_its_saved_copy(tmp_path):
     assert loaded == profile
     loaded.fused.threshold += 1.0
     assert loaded != profile
+
+
+def test_the_fused_detector_is_the_default(digits):
+    from pyguard.guard_mode import choose_guard_mode
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = pyguard.calibrate(str(digits.model_path), digits.x_calib[:200])
+        sanity = pyguard.calibrate(str(digits.model_path), digits.x_calib[:200], squeezers=())
+    assert default.fused is not None and default.fused.folding == "content"
+    assert sanity.fused is None and sanity.squeezers == []  # an empty squeezer list: sanity checks only
+    # the fused detector has no standard-operator form: "auto" keeps it native even on a device provider
+    assert choose_guard_mode(["CUDAExecutionProvider", "CPUExecutionProvider"], default) == "native"
+    sess = pyguard.InferenceSession(str(digits.model_path), profile=default)
+    _, report = sess.run_with_report(None, {"image": digits.x_test[:8]})
+    assert "fused" in report.scores

@@ -671,7 +671,8 @@ def test_compile_guard_of_a_calibrated_profile_agrees_with_native_mode(photos):
     x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
     model = conv_classifier().SerializeToString()
     native_session_or_skip(onnx.load_from_string(model), None)
-    profile = pyguard.calibrate(model, x[:30], squeezers=("bit_depth:4", "median:2"), fpr=0.2)
+    profile = pyguard.calibrate(model, x[:30], squeezers=("bit_depth:4", "median:2"), fpr=0.2,
+                                detector="squeeze")
     held_out = x[30:]
     _, report = pyguard.InferenceSession(model, providers=["CPUExecutionProvider"], profile=profile) \
         .run_with_report(None, {"image": held_out})

@@ -48,7 +48,7 @@ def calibrated(request, crops):
     model = conv_classifier().SerializeToString()
     x = normalize(crops) if normalized else crops
     profile = pyguard.calibrate(model, x[:20], squeezers=SQUEEZERS, fpr=0.3,
-                                normalization=NORM if normalized else None)
+                                normalization=NORM if normalized else None, detector="squeeze")
     held_out = np.concatenate([x[20:], x[20:22]])
     held_out[-2, 0, 3, 4] = np.nan
     held_out[-1, 1, 5, 6] = 9.0
@@ -96,7 +96,7 @@ def test_graph_mode_hides_guard_outputs_and_honours_output_names(crops):
     x = images(6, size=16)
     model = classifier(outputs=("logits", "probs", "features"))
     profile = pyguard.calibrate(model, x, squeezers=["bit_depth:5", "median:2"], output_name="logits",
-                                fpr=0.3)
+                                fpr=0.3, detector="squeeze")
     graph, native = session(model, profile, "graph"), session(model, profile, "native")
     plain = ort.InferenceSession(model, providers=CPU)
     names = [o.name for o in plain.get_outputs()]
@@ -246,7 +246,7 @@ def test_cuda_graph_mode_agrees_with_native_cpu(calibrated):
 def test_graph_mode_checks_activations_like_native_mode(crops):
     model = conv_classifier().SerializeToString()
     profile = pyguard.calibrate(model, crops[:20], squeezers=["bit_depth:5"], fpr=0.3, activations=True,
-                                activation_budget=None)
+                                activation_budget=None, detector="squeeze")
     assert profile.activations.monitor is not None
     x = np.concatenate([crops[20:], np.clip(crops[20:26] * 4.0 - 1.5, 0.0, 1.0)])  # harsh contrast
     graph, native = session(model, profile, "graph"), session(model, profile, "native")

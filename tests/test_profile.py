@@ -20,7 +20,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def profile(model):
-    return pyguard.calibrate(model, models.images(40), squeezers=("bit_depth:5", "median:2"), fpr=0.05)
+    return pyguard.calibrate(model, models.images(40), squeezers=("bit_depth:5", "median:2"), fpr=0.05,
+                             detector="squeeze")
 
 
 def test_round_trip(profile, tmp_path):

@@ -63,7 +63,7 @@ def profiles():
     out = {}
     for case in CASES:
         model, data, kwargs = _calibration_data(case)
-        out[case] = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.1, **kwargs)
+        out[case] = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=0.1, **kwargs, detector="squeeze")
     return out
 
 
@@ -212,9 +212,9 @@ def test_normalized_input_is_squeezed_in_pixel_space():
     pixels = models.images(40, seed=3)
     m, s = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in (mean, std))
     normalized = ((pixels - m) / s).astype(np.float32)
-    p_pix = pyguard.calibrate(pixel_model, pixels[:32], squeezers=SQUEEZERS, fpr=0.1)
+    p_pix = pyguard.calibrate(pixel_model, pixels[:32], squeezers=SQUEEZERS, fpr=0.1, detector="squeeze")
     p_norm = pyguard.calibrate(norm_model, normalized[:32], squeezers=SQUEEZERS, fpr=0.1,
-                               normalization=(mean, std))
+                               normalization=(mean, std), detector="squeeze")
     assert p_norm.input.range == (0.0, 1.0) and p_norm.input.mean == pytest.approx(mean)
     _, r_pix = pyguard.InferenceSession(pixel_model, profile=p_pix).run_with_report(
         None, {"image": pixels[32:]})
@@ -226,7 +226,8 @@ def test_normalized_input_is_squeezed_in_pixel_space():
 
 def test_buffers_are_reused_across_calls():
     model = models.classifier(size=32)
-    profile = pyguard.calibrate(model, models.images(20, size=32), squeezers=SQUEEZERS, fpr=0.1)
+    profile = pyguard.calibrate(model, models.images(20, size=32), squeezers=SQUEEZERS, fpr=0.1,
+                                detector="squeeze")
     sess = pyguard.InferenceSession(model, profile=profile)
     x = models.images(4, size=32)
     sess.run(None, {"image": x})
@@ -464,7 +465,7 @@ def test_every_squeezer_on_every_layout(spec, layout, dtype):
     data = models.images(12, layout="NHWC" if layout == "NHWC" else "NCHW", channels=channels, dtype=dtype)
     if layout == "NHW":
         data = np.ascontiguousarray(data[:, 0])
-    profile = pyguard.calibrate(model, data[:10], squeezers=(spec,), fpr=0.1)
+    profile = pyguard.calibrate(model, data[:10], squeezers=(spec,), fpr=0.1, detector="squeeze")
     x = data[10:]
     _, report = pyguard.InferenceSession(model, profile=profile).run_with_report(None, {"image": x})
     p0 = plain_run(model, {"image": x})[0].astype(np.float64)
