@@ -146,6 +146,7 @@ def summarize(model: str | os.PathLike | bytes, data, profile: GuardProfile, *, 
 
     if not profile.squeezers:
         raise ConfigError("federated calibration needs a profile with squeezers")
+    _check_squeeze_detector(profile)
     if not isinstance(k, int) or not 8 <= k <= 65535:
         raise ConfigError(f"k must be an integer in [8, 65535], got {k!r}")
     model_bytes = _read_model(model)
@@ -171,6 +172,13 @@ def summarize(model: str | os.PathLike | bytes, data, profile: GuardProfile, *, 
                               input_range=(lo, hi), sites=[site])
 
 
+def _check_squeeze_detector(profile: GuardProfile) -> None:
+    # the sketches hold Xu's squeeze score only: a fused detector's threshold would stay the template site's
+    if profile.fused is not None:
+        raise ConfigError("federated calibration merges Xu's squeeze detector only; calibrate the shared "
+                          "profile with detector='squeeze'")
+
+
 def merge_summaries(summaries) -> CalibrationSummary:
     summaries = list(summaries)
     if not summaries or not all(isinstance(s, CalibrationSummary) for s in summaries):
@@ -184,6 +192,7 @@ def merge_summaries(summaries) -> CalibrationSummary:
 def merge_profiles(template: GuardProfile, summaries, *, fpr: float | None = None) -> GuardProfile:
     """The fleet profile: ``template``'s configuration with the threshold, quantiles and purifier of the
     merged summaries (threshold at rank ``ceil(N (1 - fpr)) / N`` of the merged sketch)."""
+    _check_squeeze_detector(template)
     merged = merge_summaries(summaries)
     if merged.config != config_digest(template):
         raise ProfileError("the summaries were computed with another model or guard configuration than "

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -564,6 +565,11 @@ def compile_guard(model: onnx.ModelProto | str | os.PathLike | bytes, profile, *
 
         data = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
         profile.check_model(model_sha256(data))
+    if getattr(profile, "fused", None) is not None:
+        warnings.warn("the profile's fused detector has no standard-operator form: the compiled guard is "
+                      "its Xu (squeeze) detector at the profile's Xu threshold (calibrate with "
+                      "detector='squeeze' for a profile whose decision is the one compiled)", UserWarning,
+                      stacklevel=2)
     spec = profile.input
     normalization = (spec.mean, spec.std) if getattr(spec, "mean", None) is not None else None
     activations = getattr(profile, "activations", None)  # an ActivationProfile (issue 4), when calibrated

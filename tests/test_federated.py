@@ -139,3 +139,14 @@ def test_mismatched_or_malformed_summaries_are_refused(model, tmp_path):
     dirty[3, 0, 0, 0] = np.nan
     with pytest.raises(pyguard.InputError):
         summarize(model, dirty, template)
+
+
+def test_a_fused_template_is_refused_rather_than_half_merged(model):
+    data = _sites([120])[0]
+    fused = pyguard.calibrate(model, data, squeezers=SQUEEZERS, fpr=FPR, input_range=(0.0, 1.0))
+    assert fused.fused is not None  # the default detector
+    with pytest.raises(pyguard.ConfigError, match="detector='squeeze'"):
+        summarize(model, data, fused)
+    summary = summarize(model, data, _template(model, data))
+    with pytest.raises(pyguard.ConfigError, match="detector='squeeze'"):
+        merge_profiles(fused, [summary])

@@ -681,6 +681,9 @@ def test_compile_guard_of_a_calibrated_profile_agrees_with_native_mode(photos):
     decisive = np.abs(report.scores["squeeze"] - profile.threshold) > 1e-4
     assert decisive.sum() >= len(held_out) - 1
     assert np.array_equal(out[graph.FLAGS][decisive], report.flagged[decisive])
+    fused = pyguard.calibrate(model, x[:30], squeezers=("bit_depth:4", "median:2"), fpr=0.2)  # the default
+    with pytest.warns(UserWarning, match="fused detector has no standard-operator form"):
+        compile_guard(model, fused)
 
 
 # ---- native kernels (once merged) and CUDA ------------------------------------------------------------
