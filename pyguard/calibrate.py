@@ -92,6 +92,11 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         raise ConfigError("groups and fpr_confidence apply to detector='fused' only")
     if isinstance(groups, str) and groups != "random":
         raise ConfigError(f"groups must be None, 'random' or one label per sample, got {groups!r}")
+    labels = groups is not None and not isinstance(groups, str)
+    if labels:
+        groups = np.asarray(groups)
+        if isinstance(data, np.ndarray):  # known length: say so before the passes over the data
+            check_groups(groups, len(data))
     if fpr_confidence is not None:
         fpr_confidence = check_confidence(fpr_confidence)
     auto_squeezers = squeezers is None and detector == "fused"
@@ -162,8 +167,7 @@ def calibrate(model: str | os.PathLike | bytes, data: np.ndarray | Iterable[dict
         threshold=threshold if specs else 0.0, fpr=fpr, purifier=purifier, n_calibration=done,
         score_quantiles=quantiles, versions=_versions(), created=now_iso(), activations=acts)
     if detector == "fused":  # ---- fused detector (issue 5): a second pass collects every signal ----
-        if groups is not None and not isinstance(groups, str):
-            groups = np.asarray(groups)
+        if labels and not isinstance(data, np.ndarray):  # feeds: the sample count is known now
             check_groups(groups, done)
         profile.fused = _fused_detector(model_bytes, profile, data, image, batch_size, sess_options,
                                         providers, lay, x0, combine, screen, groups, fpr_confidence)

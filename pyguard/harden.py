@@ -152,8 +152,8 @@ def harden(model: ModelLike, profile_or_bounds: Any, *, placement: str = "every"
 def _clamp(model, names, node, bounds, per_ch, scrub_nan, replaced) -> list[onnx.NodeProto]:
     """``node`` with its output saturated at the bounds, merged into the node itself where that is exact."""
     target = node.output[0]
-    if scrub_nan or per_ch is not None:
-        node.output[0] = names("unscrubbed")
+    if scrub_nan or per_ch is not None:  # the clamp's output feeds the per-channel clamp or the scrub
+        node.output[0] = names("clamped")
     clamped = node.output[0]
     nodes = [node]
     merged = _merged_bounds(model, node, *bounds)
@@ -166,8 +166,7 @@ def _clamp(model, names, node, bounds, per_ch, scrub_nan, replaced) -> list[onnx
     else:
         raw = names("unclipped")
         node.output[0] = raw
-        lo_name, hi_name = _bound_initializers(model, names, *bounds)
-        nodes.append(helper.make_node("Clip", [raw, lo_name, hi_name], [clamped], name=names("clip")))
+        nodes += _range_clamp(model, names, raw, clamped, *bounds)
     if per_ch is not None:
         final = names("channel_clamped") if scrub_nan else target
         nodes.extend(_channel_clamp(model, names, clamped, final, *per_ch))
@@ -195,9 +194,9 @@ def _zero_outside(model, names, node, bounds, per_ch, margin: float) -> list[onn
     return nodes
 
 
-def _range_clamp(model, names, src: str, dst: str, lo: np.ndarray, hi: np.ndarray) -> list[onnx.NodeProto]:
-    """Clip for scalar bounds, Max/Min for per-channel ones."""
-    if lo.ndim == 0:
+def _range_clamp(model, names, src: str, dst: str, lo, hi) -> list[onnx.NodeProto]:
+    """Clip for scalar bounds, Max/Min for per-channel (array) ones."""
+    if np.ndim(lo) == 0:
         lo_name, hi_name = _bound_initializers(model, names, float(lo), float(hi))
         return [helper.make_node("Clip", [src, lo_name, hi_name], [dst], name=names("clip"))]
     return _channel_clamp(model, names, src, dst, lo, hi)

@@ -418,13 +418,7 @@ class InferenceSession(_OrtSession):
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array, "
                              f"got {type(input_feed).__name__}")
-        if output_names:
-            names = list(output_names)
-            unknown = [n for n in names if n not in self._output_set]
-            if unknown:
-                raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
-        else:
-            names = self._output_names
+        names = self._requested_outputs(output_names)
         self._check_feed(input_feed)
         if self._graph is not None:  # ---- guard mode (issue 7) ----
             values = _OrtSession.run(self, [*names, *self._graph.extra], input_feed, run_options)
@@ -450,12 +444,27 @@ class InferenceSession(_OrtSession):
             self._fused.apply(report, *self._local.fused_inputs)
             self._local.fused_inputs = None  # do not keep the caller's batch alive
         timings["total"] = _ms(t0)
+        self._publish(report, x)
+        return outputs, report
+
+    def _requested_outputs(self, output_names) -> list[str]:
+        """The output names asked for (all of the model's when none are), each checked to exist."""
+        if not output_names:
+            return self._output_names
+        names = list(output_names)
+        unknown = [n for n in names if n not in self._output_set]
+        if unknown:
+            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        return names
+
+    def _publish(self, report: GuardReport, x: np.ndarray) -> None:
+        """Make ``report`` this thread's last one, record it (audit is fsync-ed and telemetry counted before
+        the caller sees the outputs) and, with ``action="reject"``, raise for a flagged sample."""
         self._local.report = report
-        if self._production is not None:  # hardening: audit (fsync-ed) and telemetry before returning
+        if self._production is not None:
             self._production.observe(report, x)
         if self.action == "reject" and report.any_flagged:
             raise AdversarialInputError(report)
-        return outputs, report
 
     def _run_fast(self, fast: _FastPath, output_names, feed: dict, run_options, want_report: bool):
         """The common call (see :class:`_FastPath`): the same checks, outputs and report as the general path.
@@ -463,10 +472,7 @@ class InferenceSession(_OrtSession):
         first read of :attr:`last_report`."""
         t0 = time.perf_counter()
         if output_names:
-            names = list(output_names)
-            unknown = [n for n in names if n not in self._output_set]
-            if unknown:
-                raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+            names = self._requested_outputs(output_names)
             run_names = names if fast.acts is None else [*names, fast.acts.output_name]
         else:
             run_names = fast.run_names
@@ -485,11 +491,7 @@ class InferenceSession(_OrtSession):
             return outputs, None
         report = pending.build()
         report.timings["total"] = _ms(t0)
-        self._local.report = report
-        if self._production is not None:  # hardening: audit (fsync-ed) and telemetry before returning
-            self._production.observe(report, x)
-        if self.action == "reject" and report.any_flagged:
-            raise AdversarialInputError(report)
+        self._publish(report, x)
         return outputs, report
 
     # ---- guard mode (issue 7): graph-mode runs, IOBinding and OrtValues ---------------------------------
@@ -541,10 +543,7 @@ class InferenceSession(_OrtSession):
         to the host for the report (:attr:`last_report`) and left out of the returned OrtValues."""
         if self._graph is None:
             return _OrtSession.run_with_ort_values(self, output_names, input_dict_ort_values, run_options)
-        names = list(output_names) if output_names else self._output_names
-        unknown = [n for n in names if n not in self._output_set]
-        if unknown:
-            raise InputError(f"unknown output name(s) {unknown}; model outputs: {self._output_names}")
+        names = self._requested_outputs(output_names)
         t0 = time.perf_counter()
         values = _OrtSession.run_with_ort_values(self, [*names, *self._graph.extra], input_dict_ort_values,
                                                  run_options)
